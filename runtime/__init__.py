@@ -1,0 +1,97 @@
+"""rackbus runtime: actors, mailboxes, supervision, topic routing, buses and RPC.
+
+Generic: it knows nothing of RackHD, DHCP or nodes. Start with ``Runtime``,
+``Actor`` and ``handler``; see the README for a complete example.
+"""
+
+from .actor import Actor, HandlerSpec, handler
+from .bus import DEFAULT_CALL_TIMEOUT, Binding, Bus, BusStatistics, Consumer
+from .codec import (
+    Codec,
+    ErrorEvent,
+    IpAddress,
+    LogEvent,
+    MacAddress,
+    Result,
+    message,
+    wire_type_name,
+)
+from .context import ActorContext, ActorRef, ActorStatistics
+from .delivery import Address, Delivery, Responder
+from .errors import (
+    ActorExists,
+    ActorNotFound,
+    ActorStartError,
+    CallTimeout,
+    DecodeError,
+    EncodeError,
+    InvalidRoutingKey,
+    MailboxClosed,
+    MailboxFull,
+    NoResponder,
+    PublishTimeout,
+    RackbusError,
+    RemoteError,
+    RestartIntensityExceeded,
+    RuntimeClosed,
+)
+from .mailbox import Mailbox, Overflow
+from .memory_bus import MemoryBus
+from .runtime import OWN_EXCHANGE, Runtime, RuntimeStatistics
+from .supervisor import Backoff, Child, Restart, Strategy, Supervisor, SupervisorStatistics, TaskChild
+from .topic import TopicIndex, topic_matches
+
+__all__ = [
+    "DEFAULT_CALL_TIMEOUT",
+    "OWN_EXCHANGE",
+    "Actor",
+    "ActorContext",
+    "ActorExists",
+    "ActorNotFound",
+    "ActorRef",
+    "ActorStartError",
+    "ActorStatistics",
+    "Address",
+    "Backoff",
+    "Binding",
+    "Bus",
+    "BusStatistics",
+    "CallTimeout",
+    "Child",
+    "Codec",
+    "Consumer",
+    "DecodeError",
+    "Delivery",
+    "EncodeError",
+    "ErrorEvent",
+    "HandlerSpec",
+    "InvalidRoutingKey",
+    "IpAddress",
+    "LogEvent",
+    "MacAddress",
+    "Mailbox",
+    "MailboxClosed",
+    "MailboxFull",
+    "MemoryBus",
+    "NoResponder",
+    "Overflow",
+    "PublishTimeout",
+    "RackbusError",
+    "RemoteError",
+    "Responder",
+    "Restart",
+    "RestartIntensityExceeded",
+    "Result",
+    "Runtime",
+    "RuntimeClosed",
+    "RuntimeStatistics",
+    "Strategy",
+    "Supervisor",
+    "SupervisorStatistics",
+    "TaskChild",
+    "TopicIndex",
+    "handler",
+    "message",
+    "topic_matches",
+    "wire_type_name",
+]

@@ -1,0 +1,316 @@
+"""``Runtime``: the embeddable root that owns a bus, a root supervisor and a registry.
+
+Use it inside any Trio program::
+
+    async with Runtime() as rt:              # MemoryBus by default
+        await rt.spawn(Node, key="node-1")
+        await rt.publish("on.task", "run.node-1", RunTask(...))
+
+Leaving the block stops every actor (reverse start order, each within its
+grace period), closes the bus and leaves no task behind. An error that no
+supervisor handled propagates out of the ``async with``.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+import attrs
+import trio
+
+from .actor import Actor
+from .bus import DEFAULT_CALL_TIMEOUT, Bus, BusStatistics
+from .cell import ActorCell, IdleRetirer, State
+from .codec import Codec
+from .context import ActorRef
+from .delivery import Address
+from .errors import ActorNotFound, InvalidRoutingKey, RuntimeClosed
+from .mailbox import Overflow
+from .memory_bus import MemoryBus
+from .registry import Registry
+from .supervisor import Backoff, Restart, Strategy, Supervisor
+
+T = TypeVar("T")
+SpawnTarget = type[Actor] | Callable[..., Actor]
+
+OWN_EXCHANGE = "rackbus.actors"
+"""Exchange of every actor's own address (routing key = the actor's key)."""
+
+MAX_KEY_LENGTH = 200
+
+
+@attrs.frozen
+class RuntimeStatistics:
+    """A snapshot of a runtime, from ``Runtime.statistics()``."""
+
+    actors: int
+    active_actors: int
+    mailbox_depth_total: int
+    mailbox_depth_max: int
+    messages_in: int
+    messages_out: int
+    rejected: int
+    dropped: int
+    restarts: int
+    crashes: int
+    bus: BusStatistics
+
+
+class Runtime:
+    """The root of an actor system; ``async with`` it inside a Trio program.
+
+    ``bus`` defaults to a fresh ``MemoryBus``. The root supervisor restarts
+    crashed actors one for one, at most ``intensity`` times in ``period``
+    seconds; beyond that the error leaves the ``async with``. Actor tasks that
+    were idle for ``idle_timeout`` seconds are ended (their mailboxes stay).
+    """
+
+    def __init__(
+        self,
+        bus: Bus | None = None,
+        *,
+        name: str = "rackbus",
+        intensity: int = 10,
+        period: float = 5.0,
+        backoff: Backoff = Backoff(),
+        idle_timeout: float = 10.0,
+        shutdown_timeout: float = 30.0,
+    ) -> None:
+        self.name = name
+        self.bus = bus if bus is not None else MemoryBus()
+        self.codec: Codec = self.bus.codec
+        self.registry: Registry[ActorCell] = Registry()
+        self.retirer = IdleRetirer(idle_timeout)
+        self.root = Supervisor(
+            f"{name}.root", strategy=Strategy.ONE_FOR_ONE, intensity=intensity, period=period,
+            backoff=backoff,
+        )
+        self.shutdown_timeout = shutdown_timeout
+        self._nursery_manager: Any = None
+        self._nursery: trio.Nursery | None = None
+        self._messages_out = 0
+        self._counter = itertools.count(1)
+        self._stopped_crashes = 0
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def __aenter__(self) -> Runtime:
+        if self._nursery_manager is not None:
+            raise RuntimeError("a Runtime can be entered only once")
+        self._nursery_manager = trio.open_nursery()
+        self._nursery = await self._nursery_manager.__aenter__()
+        try:
+            await self.bus.start()
+            self._nursery.start_soon(self.retirer.run, name="rackbus idle retirer")
+            await self._nursery.start(self._run_root)
+        except BaseException as exc:
+            self._nursery.cancel_scope.cancel()
+            await self._nursery_manager.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    async def _run_root(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self.root.run(task_status=task_status)
+        # The root only returns by itself when stopped; then nothing is left to run.
+        assert self._nursery is not None
+        self._nursery.cancel_scope.cancel()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._nursery is not None
+        try:
+            with trio.move_on_after(self.shutdown_timeout) as scope:
+                scope.shield = True
+                await self.root.stop()
+                await self.bus.aclose()
+        finally:
+            self._nursery.cancel_scope.cancel()
+            self._nursery = None
+        try:
+            return bool(await self._nursery_manager.__aexit__(exc_type, exc, tb))
+        except BaseExceptionGroup as group:
+            leaves = _leaves(group)
+            if len(leaves) == 1:
+                raise leaves[0] from None
+            raise
+
+    def _check_running(self) -> trio.Nursery:
+        if self._nursery is None:
+            raise RuntimeClosed(f"runtime {self.name!r} is not running")
+        return self._nursery
+
+    # -- addresses ---------------------------------------------------------
+
+    def own_address(self, key: str) -> Address:
+        """The own address of the actor with that key."""
+        return Address(OWN_EXCHANGE, key)
+
+    def format_pattern(self, pattern: str, key: str) -> str:
+        """Put an actor's key into a handler pattern; the key must be one literal word there."""
+        if "{key}" in pattern and ("." in key or key in ("*", "#")):
+            raise InvalidRoutingKey(
+                f"actor key {key!r} cannot stand for one word of {pattern!r} "
+                "(no dots, not '*' or '#')"
+            )
+        return pattern.replace("{key}", key)
+
+    # -- actors ------------------------------------------------------------
+
+    async def spawn(
+        self,
+        target: SpawnTarget,
+        *args: Any,
+        key: str | None = None,
+        restart: Restart = Restart.TRANSIENT,
+        shutdown: float = 5.0,
+        mailbox_size: int | None = None,
+        overflow: Overflow | None = None,
+        supervisor: Supervisor | None = None,
+    ) -> ActorRef:
+        """Create, start and register an actor; returns once it is bound and running.
+
+        ``target(*args)`` builds the actor (again at every restart). ``key`` names
+        it in the registry (generated when omitted). ``restart`` says when the
+        supervisor (the root one unless ``supervisor`` is given) restarts it.
+        Raises ``ActorExists`` for a taken key and ``ActorStartError`` when
+        ``on_start`` fails.
+        """
+        self._check_running()
+        cls = target if isinstance(target, type) else None
+        if key is None:
+            key = f"{getattr(target, '__name__', 'actor')}-{next(self._counter)}"
+        _check_key(key)
+        size = mailbox_size or (cls.mailbox_size if cls else Actor.mailbox_size)
+        policy = overflow or (cls.overflow if cls else Actor.overflow)
+        factory = functools.partial(target, *args) if args else target
+        cell = ActorCell(
+            self, key, factory, restart=restart, shutdown=shutdown, mailbox_size=size,
+            overflow=policy, on_removed=self._forget,
+        )
+        self.registry.add(key, cell)
+        try:
+            await (supervisor or self.root).start_child(cell)
+        except BaseException:
+            self.registry.discard(key, cell)
+            raise
+        return ActorRef(cell)
+
+    def _forget(self, cell: ActorCell) -> None:
+        self.registry.discard(cell.id, cell)
+
+    def lookup(self, key: str) -> ActorRef | None:
+        """The actor registered under ``key``, or ``None``."""
+        cell = self.registry.get(key)
+        return ActorRef(cell) if cell is not None else None
+
+    async def stop_actor(self, key: str) -> None:
+        """Stop the actor under ``key`` for good; ``ActorNotFound`` if there is none."""
+        cell = self.registry.get(key)
+        if cell is None or cell.state is State.STOPPED:
+            raise ActorNotFound(f"no actor with key {key!r}")
+        supervisor = self._supervisor_of(cell)
+        if supervisor is None:
+            await cell.stop(final=True)
+            self._forget(cell)
+        else:
+            await supervisor.terminate_child(cell.id)
+
+    def _supervisor_of(self, cell: ActorCell) -> Supervisor | None:
+        on_exit = cell._on_exit
+        owner = getattr(on_exit, "__self__", None)
+        return owner if isinstance(owner, Supervisor) else None
+
+    async def start_supervisor(
+        self,
+        name: str,
+        *,
+        strategy: Strategy = Strategy.ONE_FOR_ONE,
+        intensity: int = 3,
+        period: float = 5.0,
+        backoff: Backoff = Backoff(),
+        restart: Restart = Restart.PERMANENT,
+        parent: Supervisor | None = None,
+    ) -> Supervisor:
+        """Start a nested supervisor under ``parent`` (default: the root) and return it."""
+        self._check_running()
+        sup = Supervisor(name, strategy=strategy, intensity=intensity, period=period, backoff=backoff)
+        await (parent or self.root).start_child(sup.as_child(restart=restart))
+        return sup
+
+    # -- messaging ---------------------------------------------------------
+
+    async def publish(
+        self, exchange: str, routing_key: str, message: object, *, timeout: float | None = None
+    ) -> None:
+        """Fan ``message`` out to every binding that matches; see ``Bus.publish``."""
+        self._messages_out += 1
+        await self.bus.publish(exchange, routing_key, message, timeout=timeout)
+
+    async def tell(self, to: Address | ActorRef, message: object) -> None:
+        """Send a one-way message to an address or to an actor's own address."""
+        address = to.address if isinstance(to, ActorRef) else to
+        self._messages_out += 1
+        await self.bus.publish(address.exchange, address.routing_key, message)
+
+    async def call(
+        self,
+        to: Address | ActorRef,
+        message: object,
+        *,
+        timeout: float = DEFAULT_CALL_TIMEOUT,
+        returns: type[T] | None = None,
+    ) -> Any:
+        """Request/reply with a deadline; see ``Bus.call``."""
+        address = to.address if isinstance(to, ActorRef) else to
+        self._messages_out += 1
+        return await self.bus.call(
+            address.exchange, address.routing_key, message, timeout=timeout, returns=returns
+        )
+
+    # -- introspection -----------------------------------------------------
+
+    def statistics(self) -> RuntimeStatistics:
+        """Actor count, mailbox depths, message and restart counters (O(actors))."""
+        depths = [len(cell.mailbox) for cell in self.registry]
+        cells = list(self.registry)
+        return RuntimeStatistics(
+            actors=len(cells),
+            active_actors=sum(1 for cell in cells if cell._active),
+            mailbox_depth_total=sum(depths),
+            mailbox_depth_max=max(depths, default=0),
+            messages_in=sum(cell.messages_in for cell in cells),
+            messages_out=self._messages_out,
+            rejected=sum(cell.rejected + cell.mailbox.rejected for cell in cells),
+            dropped=sum(cell.mailbox.dropped for cell in cells),
+            restarts=self.root.restarts,
+            crashes=self.root.crashes,
+            bus=self.bus.statistics(),
+        )
+
+
+def _check_key(key: str) -> None:
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+        raise InvalidRoutingKey(f"actor key must be 1-{MAX_KEY_LENGTH} characters, got {key!r}")
+    if any(word in ("*", "#") for word in key.split(".")):
+        raise InvalidRoutingKey(f"actor key {key!r} may not contain '*' or '#' words")
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found.extend(_leaves(exc))
+        else:
+            found.append(exc)
+    return found
+
+
+__all__ = ["OWN_EXCHANGE", "Runtime", "RuntimeStatistics"]
