@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import outcome
 import trio
 
 from .actor import Actor, HandlerSpec
@@ -73,13 +74,6 @@ class Route:
             await self.cell.mailbox.put_control((self, delivery), deadline)
         else:
             await self.cell.mailbox.put((self, delivery), deadline)
-
-    def pick(self, delivery: Delivery) -> HandlerSpec | None:
-        """The handler for this delivery's message type, if any."""
-        for spec in self.handlers:
-            if spec.accepts(delivery.payload, delivery.type_name):
-                return spec
-        return None
 
 
 class IdleRetirer:
@@ -311,7 +305,7 @@ class ActorCell:
         if task is not None:
             self._parked_task = None
             self.runtime.retirer.parked.discard(self)
-            trio.lowlevel.reschedule(task, trio.lowlevel.Value(why))
+            trio.lowlevel.reschedule(task, outcome.Value(why))
 
     def _activate(self) -> None:
         assert self._nursery is not None
@@ -376,18 +370,10 @@ class ActorCell:
     async def _dispatch(self, item: tuple[Route, Delivery]) -> Exception | None:
         route, delivery = item
         self.messages_in += 1
-        spec = route.handlers[0] if len(route.handlers) == 1 else route.pick(delivery)
-        if spec is None or not spec.accepts(delivery.payload, delivery.type_name):
-            return await self._refuse(
-                delivery, "NoHandler", f"no handler of {self.id!r} takes {delivery.type_name}"
-            )
-        message = delivery.payload
-        wanted = spec.message_type
-        if wanted is not None and not isinstance(message, wanted):
-            try:
-                message = self.runtime.codec.convert(message, wanted)
-            except DecodeError as exc:
-                return await self._refuse(delivery, "DecodeError", str(exc))
+        try:
+            spec, message = self._select(route.handlers, delivery)
+        except DecodeError as exc:
+            return await self._refuse(delivery, "DecodeError", str(exc))
         method = getattr(self.actor, spec.name)
         try:
             if spec.wants_delivery:
@@ -416,6 +402,43 @@ class ActorCell:
         if self.observers:
             self._notify(spec.name, message, result, None)
         return None
+
+    def _select(
+        self, handlers: tuple[HandlerSpec, ...], delivery: Delivery
+    ) -> tuple[HandlerSpec, Any]:
+        """The handler for a delivery and the message decoded for it.
+
+        A handler whose type the payload already is wins; then one whose wire
+        type name matches; an untyped JSON payload goes to the first handler it
+        decodes into. ``DecodeError`` when none fits.
+        """
+        payload = delivery.payload
+        for spec in handlers:
+            wanted = spec.message_type
+            if wanted is None or isinstance(payload, wanted):
+                return spec, payload
+        convert = self.runtime.codec.convert
+        for spec in handlers:
+            if spec.accepts(payload, delivery.type_name):
+                return spec, convert(payload, spec.message_type)  # type: ignore[arg-type]
+        first_error: DecodeError | None = None
+        if delivery.type_name == "Object":
+            for spec in handlers:
+                try:
+                    return spec, convert(payload, spec.message_type)  # type: ignore[arg-type]
+                except DecodeError as exc:
+                    first_error = first_error or exc
+        if first_error is not None and len(handlers) == 1:
+            raise first_error
+        names = ", ".join(
+            spec.message_type.__name__ for spec in handlers if spec.message_type is not None
+        )
+        raise DecodeError(
+            f"no handler of {self.id!r} on {delivery.routing_key} takes this "
+            f"{delivery.type_name} payload (expected one of: {names})"
+            + (f"; {first_error}" if first_error else ""),
+            first_error.fields if first_error else (),
+        )
 
     def _notify(self, name: str, message: Any, result: Any, error: Exception | None) -> None:
         for observer in list(self.observers or ()):

@@ -41,7 +41,7 @@ from cattrs.errors import (
     IterableValidationError,
     StructureHandlerNotFoundError,
 )
-from cattrs.gen import make_dict_unstructure_fn, override
+from cattrs.gen import make_dict_unstructure_fn, mapping_structure_factory, override
 from cattrs.preconf.orjson import make_converter
 
 from .errors import DecodeError, EncodeError, RemoteError
@@ -324,9 +324,7 @@ def _is_primitive_union(tp: Any) -> bool:
 
 def _primitive_union_factory(tp: Any) -> Callable[[Any, Any], Any]:
     members = frozenset(get_args(tp))
-    expected = " or ".join(
-        "None" if arg is type(None) else arg.__name__ for arg in get_args(tp)
-    )
+    expected = " or ".join("None" if arg is type(None) else arg.__name__ for arg in get_args(tp))
     widen = float in members and int not in members
 
     def structure_union(value: Any, _: Any) -> Any:
@@ -426,7 +424,7 @@ class Codec:
         """Build the converter and register RackHD's envelopes."""
         self._by_name: dict[str, type] = {}
         self._kinds: dict[type, int] = dict.fromkeys(_SCALARS, _SHARE)
-        conv = make_converter()
+        conv = make_converter(unstruct_collection_overrides={AbcSequence: list})
         self._converter = conv
 
         # Unstructuring: everything comes out as plain JSON data.
@@ -485,7 +483,9 @@ class Codec:
         return structure_array
 
     def _mapping_factory(self, tp: Any) -> Callable[[Any, Any], Any]:
-        inner = self._converter.gen_structure_mapping(tp)
+        origin = _origin(tp)
+        structure_to = dict if origin is Mapping or origin is MutableMapping else origin
+        inner = mapping_structure_factory(tp, self._converter, structure_to)
 
         def structure_mapping(value: Any, tp_: Any) -> Any:
             if not isinstance(value, dict):
@@ -688,7 +688,12 @@ class Codec:
         also be a type expression such as ``int``, ``list[int]``, ``dict[str, Any]`` or
         ``Any``.  Raises :class:`EncodeError` or :class:`DecodeError` like the trip would.
         """
-        if isinstance(into, type) and isinstance(value, into):
+        if (
+            isinstance(into, type)
+            and into is not Any
+            and isinstance(value, into)
+            and (value.__class__ is not bool or into is bool)
+        ):
             return value
         result: T = self._structure(self.to_wire(value), into)
         return result
@@ -717,7 +722,6 @@ class Codec:
                 return self._structure(data, cls)
             except DecodeError as exc:
                 raise EncodeError(
-                    f"cannot copy {_type_label(value)}: its JSON form does not decode back"
-                    f" ({exc})"
+                    f"cannot copy {_type_label(value)}: its JSON form does not decode back ({exc})"
                 ) from exc
         raise EncodeError(_unencodable(value))

@@ -139,7 +139,8 @@ class Runtime:
         except BaseExceptionGroup as group:
             leaves = _leaves(group)
             if len(leaves) == 1:
-                raise leaves[0] from None
+                leaf = leaves[0]
+                raise leaf from leaf.__cause__
             raise
 
     def _check_running(self) -> trio.Nursery:

@@ -135,16 +135,17 @@ class TopicIndex(Generic[T]):
     def add(self, pattern: str, value: T) -> None:
         """Bind ``value`` under ``pattern``; binding the same pair again changes nothing."""
         wild = is_wildcard(check_pattern(pattern))
-        if wild:
-            node = self._nodes(pattern.split("."), create=True)[-1]
-            members, node.frozen = node.values, None
-        else:
-            members = self._exact.setdefault(pattern, {})
+        node = self._nodes(pattern.split("."), create=True)[-1] if wild else None
+        members = self._exact.setdefault(pattern, {}) if node is None else node.values
+        if value in members:
+            return
+        members[value] = None
+        if node is None:
             self._frozen.pop(pattern, None)
-        if value not in members:
-            members[value] = None
-            self._size += 1
-            self._wild += wild
+        else:
+            node.frozen = None
+        self._size += 1
+        self._wild += wild
 
     def remove(self, pattern: str, value: T) -> bool:
         """Unbind ``value`` from ``pattern``; return False if it was not bound there."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -76,10 +78,8 @@ def test_index_match_agrees_with_model(bindings: list[tuple[str, int]], probes: 
         assert list(index.match(key)) == list(got), "order must be deterministic"
 
 
-operations = st.lists(
-    st.tuples(st.booleans(), st.sampled_from(["a", "a.b", "", "*", "#", "a.#", "#.b", "*.b.#"]), values),
-    max_size=40,
-)
+POOL = ["a", "a.b", "", "*", "#", "a.#", "#.b", "*.b.#"]
+operations = st.lists(st.tuples(st.booleans(), st.sampled_from(POOL), values), max_size=40)
 
 
 def trie_nodes(index: TopicIndex[int]) -> int:
@@ -93,7 +93,9 @@ def trie_nodes(index: TopicIndex[int]) -> int:
 
 @settings(max_examples=200)
 @given(operations, st.lists(keys, max_size=5))
-def test_add_remove_agrees_with_set_model(ops: list[tuple[bool, str, int]], probes: list[str]) -> None:
+def test_add_remove_agrees_with_set_model(
+    ops: list[tuple[bool, str, int]], probes: list[str]
+) -> None:
     index: TopicIndex[int] = TopicIndex()
     model: set[tuple[str, int]] = set()
     for adding, pattern, value in ops:
@@ -110,7 +112,8 @@ def test_add_remove_agrees_with_set_model(ops: list[tuple[bool, str, int]], prob
         assert len(got) == len(set(got))
         assert set(got) == {v for p, v in model if model_matches(p, key)}
     # Empty trie nodes are pruned: what is left is exactly the prefixes of live wildcard patterns.
-    prefixes = {words_of(p)[:n] for p, _ in model if is_wildcard(p) for n in range(len(words_of(p)) + 1)}
+    live = [words_of(p) for p, _ in model if is_wildcard(p)]
+    prefixes = {words[:n] for words in live for n in range(len(words) + 1)}
     assert trie_nodes(index) == max(len(prefixes), 1)
 
 
@@ -269,26 +272,29 @@ def test_many_hashes_are_not_exponential() -> None:
 # --- validation -----------------------------------------------------------------------------
 
 
+CHECKS = [(check_key, "routing key"), (check_pattern, "binding pattern")]
+
+
 @pytest.mark.parametrize("check", [check_key, check_pattern])
-def test_checks_accept_up_to_the_limit(check: object) -> None:
-    assert callable(check)
+def test_checks_accept_up_to_the_limit(check: Callable[[Any], str]) -> None:
     for text in ["", "a.b", "x" * MAX_KEY_BYTES, "é" * 127 + "a", "#.*"]:
         assert check(text) is text
 
 
-@pytest.mark.parametrize(("check", "what"), [(check_key, "routing key"), (check_pattern, "binding pattern")])
-def test_checks_reject_long_text(check: object, what: str) -> None:
-    assert callable(check)
-    with pytest.raises(InvalidRoutingKey, match=rf"^{what} .* is 256 bytes in UTF-8; the limit is 255$"):
+@pytest.mark.parametrize(("check", "what"), CHECKS)
+def test_checks_reject_long_text(check: Callable[[Any], str], what: str) -> None:
+    message = rf"^{what} .* is 256 bytes in UTF-8; the limit is 255$"
+    with pytest.raises(InvalidRoutingKey, match=message):
         check("x" * 256)
     with pytest.raises(InvalidRoutingKey, match="is 256 bytes"):
         check("é" * 128)  # 128 characters, 256 bytes
 
 
-@pytest.mark.parametrize(("check", "what"), [(check_key, "routing key"), (check_pattern, "binding pattern")])
+@pytest.mark.parametrize(("check", "what"), CHECKS)
 @pytest.mark.parametrize(("bad", "type_name"), [(5, "int"), (b"a.b", "bytes"), (None, "NoneType")])
-def test_checks_reject_non_str(check: object, what: str, bad: object, type_name: str) -> None:
-    assert callable(check)
+def test_checks_reject_non_str(
+    check: Callable[[Any], str], what: str, bad: object, type_name: str
+) -> None:
     with pytest.raises(InvalidRoutingKey, match=f"^{what} must be a str, not {type_name}$"):
         check(bad)
 
