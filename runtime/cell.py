@@ -274,13 +274,7 @@ class ActorCell:
         for _route, delivery in self.mailbox.drain():
             self.mailbox.dropped += 1
             if delivery.responder is not None:
-                await delivery.responder.respond_error(
-                    ErrorEvent(
-                        name="ActorStopped",
-                        message=f"actor {self.id!r} stopped before handling the call",
-                        status=503,
-                    )
-                )
+                await delivery.responder.respond_error(_stopped_error(self.id, "before handling"))
 
     def removed(self) -> None:
         self._on_removed(self)
@@ -380,6 +374,11 @@ class ActorCell:
                 result = await method(message, delivery)
             else:
                 result = await method(message)
+        except trio.Cancelled:
+            if delivery.responder is not None:
+                with trio.CancelScope(shield=True):
+                    await delivery.responder.respond_error(_stopped_error(self.id, "while handling"))
+            raise
         except Exception as exc:
             if self.observers:
                 self._notify(spec.name, message, None, exc)
@@ -459,3 +458,8 @@ class ActorCell:
             log.warning("actor %s refused %r: %s", self.id, delivery, reason)
         return None
 
+
+def _stopped_error(key: str, when: str) -> ErrorEvent:
+    return ErrorEvent(
+        name="ActorStopped", message=f"actor {key!r} stopped {when} the call", status=503
+    )

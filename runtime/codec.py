@@ -21,6 +21,7 @@ JavaScript's ``JSON.stringify`` does.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import re
 import traceback
@@ -176,17 +177,25 @@ class _FieldTypeError(TypeError):
         return str(self.args[0])
 
 
+@functools.lru_cache(maxsize=4096)
+def _is_ipv4(text: str) -> bool:
+    """Whether *text* is a dotted-quad IPv4 address (cached: fleets repeat addresses)."""
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_ipv4(_: object, attribute: attrs.Attribute[str], value: object) -> None:
     if not isinstance(value, str):
         raise _FieldTypeError(
             f"{attribute.name} must be a str, got {_type_label(value)}", attribute, value
         )
-    try:
-        ipaddress.IPv4Address(value)
-    except ValueError:
+    if not _is_ipv4(value):
         raise _FieldError(
             f"{attribute.name} must be a dotted IPv4 address, got {value!r}", attribute, value
-        ) from None
+        )
 
 
 _MAC_RE: Final = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
