@@ -6,9 +6,11 @@ Use it inside any Trio program::
         await rt.spawn(Node, key="node-1")
         await rt.publish("on.task", "run.node-1", RunTask(...))
 
-Leaving the block stops every actor (reverse start order, each within its
-grace period), closes the bus and leaves no task behind. An error that no
-supervisor handled propagates out of the ``async with``.
+Leaving the block normally stops every actor (reverse start order, each
+within its grace period, all within ``shutdown_timeout``); leaving it by an
+exception, a cancellation or Ctrl-C cancels them at once. Either way the bus
+is closed and no task is left behind. An error that no supervisor handled
+propagates out of the ``async with``.
 """
 
 from __future__ import annotations
@@ -127,9 +129,14 @@ class Runtime:
     ) -> bool | None:
         assert self._nursery is not None
         try:
+            if exc is None:
+                # A clean exit stops actors gracefully; an error, a cancellation
+                # or Ctrl-C cancels them at once.
+                with trio.move_on_after(self.shutdown_timeout) as scope:
+                    scope.shield = True
+                    await self.root.stop()
             with trio.move_on_after(self.shutdown_timeout) as scope:
                 scope.shield = True
-                await self.root.stop()
                 await self.bus.aclose()
         finally:
             self._nursery.cancel_scope.cancel()
