@@ -1,1 +1,1 @@
-"""rackbus actors: the RackHD domain on top of the runtime (exchanges, services, node actors, CLI)."""
+"""rackbus actors: the RackHD domain on the runtime (exchanges, services, node actors, the CLI)."""

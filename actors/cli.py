@@ -25,12 +25,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Bare-metal provisioning services on the RackHD message-bus conventions.",
     )
     parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"],
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
         help="console log level (default: info)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser(
-        "serve", help="run the services on the embedded in-memory bus until SIGINT/SIGTERM",
+        "serve",
+        help="run the services on the embedded in-memory bus until SIGINT/SIGTERM",
         description="Start a runtime on the embedded in-memory bus with every available "
         "service, log what started, and run until SIGINT or SIGTERM.",
     )

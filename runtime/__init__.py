@@ -38,7 +38,15 @@ from .errors import (
 from .mailbox import Mailbox, Overflow
 from .memory_bus import MemoryBus
 from .runtime import OWN_EXCHANGE, Runtime, RuntimeStatistics
-from .supervisor import Backoff, Child, Restart, Strategy, Supervisor, SupervisorStatistics, TaskChild
+from .supervisor import (
+    Backoff,
+    Child,
+    Restart,
+    Strategy,
+    Supervisor,
+    SupervisorStatistics,
+    TaskChild,
+)
 from .topic import TopicIndex, topic_matches
 
 __all__ = [

@@ -23,7 +23,7 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 import attrs
 
@@ -77,7 +77,7 @@ def handler(
         raise TypeError("give both exchange and pattern, or neither")
 
     def mark(func: F) -> F:
-        if not inspect.iscoroutinefunction(func):
+        if not inspect.iscoroutinefunction(cast(Any, func)):
             raise TypeError(f"handler {func.__qualname__} must be an async def")
         setattr(func, _HANDLER_ATTR, (exchange, pattern, control))
         return func

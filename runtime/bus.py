@@ -77,10 +77,10 @@ class Bus(abc.ABC):
 
     codec: Codec
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 - optional hook
         """Connect and get ready; the runtime calls this before anything else."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release every resource; bindings are gone afterwards."""
 
     @abc.abstractmethod

@@ -58,7 +58,7 @@ Observer = Callable[[str, Any, Any, "Exception | None"], None]
 class Route:
     """One binding of one actor and the handlers that serve it; the bus's consumer."""
 
-    __slots__ = ("cell", "handlers", "address", "control", "binding")
+    __slots__ = ("address", "binding", "cell", "control", "handlers")
 
     def __init__(
         self, cell: ActorCell, address: Address, handlers: tuple[HandlerSpec, ...], control: bool
@@ -108,29 +108,29 @@ class ActorCell:
     """One registered actor: its mailbox, bindings, current instance and task."""
 
     __slots__ = (
-        "id",
-        "factory",
-        "runtime",
-        "restart",
-        "shutdown",
-        "actor",
-        "mailbox",
-        "routes",
-        "state",
-        "ctx",
-        "park_epoch",
-        "messages_in",
-        "rejected",
-        "incarnations",
         "_active",
+        "_done",
+        "_nursery",
+        "_on_exit",
+        "_on_removed",
         "_parked_task",
         "_scope",
-        "_done",
         "_stop_mode",
-        "_on_exit",
-        "_nursery",
-        "_on_removed",
+        "actor",
+        "ctx",
+        "factory",
+        "id",
+        "incarnations",
+        "mailbox",
+        "messages_in",
         "observers",
+        "park_epoch",
+        "rejected",
+        "restart",
+        "routes",
+        "runtime",
+        "shutdown",
+        "state",
     )
 
     def __init__(
@@ -194,7 +194,9 @@ class ActorCell:
         self.actor = actor
         self.incarnations += 1
         if self.mailbox.closed:
-            self.mailbox = Mailbox(self.id, self.mailbox.capacity, self.mailbox.overflow, self._on_put)
+            self.mailbox = Mailbox(
+                self.id, self.mailbox.capacity, self.mailbox.overflow, self._on_put
+            )
         if not self.routes:
             self._make_routes(type(actor))
         await self._bind()
@@ -209,7 +211,9 @@ class ActorCell:
                 address = self.runtime.own_address(self.id)
             else:
                 address = Address(spec.exchange, self.runtime.format_pattern(spec.pattern, self.id))
-            groups.setdefault((address.exchange, address.routing_key, spec.control), []).append(spec)
+            groups.setdefault((address.exchange, address.routing_key, spec.control), []).append(
+                spec
+            )
         self.routes = [
             Route(self, Address(exchange, pattern), tuple(specs), control)
             for (exchange, pattern, control), specs in groups.items()
@@ -219,7 +223,9 @@ class ActorCell:
         bus = self.runtime.bus
         for route in self.routes:
             if route.binding is None:
-                route.binding = await bus.bind(route.address.exchange, route.address.routing_key, route)
+                route.binding = await bus.bind(
+                    route.address.exchange, route.address.routing_key, route
+                )
 
     async def _unbind(self) -> None:
         bus = self.runtime.bus
@@ -367,7 +373,8 @@ class ActorCell:
         try:
             spec, message = self._select(route.handlers, delivery)
         except DecodeError as exc:
-            return await self._refuse(delivery, "DecodeError", str(exc))
+            await self._refuse(delivery, "DecodeError", str(exc))
+            return None
         method = getattr(self.actor, spec.name)
         try:
             if spec.wants_delivery:
@@ -377,7 +384,9 @@ class ActorCell:
         except trio.Cancelled:
             if delivery.responder is not None:
                 with trio.CancelScope(shield=True):
-                    await delivery.responder.respond_error(_stopped_error(self.id, "while handling"))
+                    await delivery.responder.respond_error(
+                        _stopped_error(self.id, "while handling")
+                    )
             raise
         except Exception as exc:
             if self.observers:
@@ -419,12 +428,12 @@ class ActorCell:
         convert = self.runtime.codec.convert
         for spec in handlers:
             if spec.accepts(payload, delivery.type_name):
-                return spec, convert(payload, spec.message_type)  # type: ignore[arg-type]
+                return spec, convert(payload, spec.message_type)
         first_error: DecodeError | None = None
         if delivery.type_name == "Object":
             for spec in handlers:
                 try:
-                    return spec, convert(payload, spec.message_type)  # type: ignore[arg-type]
+                    return spec, convert(payload, spec.message_type)
                 except DecodeError as exc:
                     first_error = first_error or exc
         if first_error is not None and len(handlers) == 1:

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, MutableMapping, MutableSequence, 
 from collections.abc import Sequence as AbcSequence
 from collections.abc import Set as AbcSet
 from datetime import date, datetime
-from typing import Any, Final, Self, TypeVar, Union, get_args, get_origin
+from typing import Any, Final, Self, TypeVar, Union, get_args, get_origin, overload
 
 import attrs
 import orjson
@@ -69,14 +69,17 @@ OBJECT_TYPE: Final = "Object"
 """Wire type name of plain JSON values."""
 
 _SCALARS: Final[frozenset[type]] = frozenset({str, int, float, bool, type(None)})
-_PRIMITIVES: Final[frozenset[Any]] = _SCALARS
 _ORJSON_OPTIONS: Final = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
-# How Codec.copy / encode treat a class, cached per class.
-_SHARE: Final = 0  # immutable: scalars and frozen attrs classes
-_ATTRS: Final = 1  # attrs classes that are not frozen
-_PLAIN: Final = 2  # JSON containers and values orjson writes natively
-_INVALID: Final = 3  # not encodable
+# What a Codec does with instances of a class (cached per class).
+_SCALAR: Final = 0  # str, int, float, bool, None: immutable JSON values
+_FROZEN: Final = 1  # frozen attrs classes: immutable messages
+_ATTRS: Final = 2  # attrs classes that are not frozen
+_PLAIN: Final = 3  # other JSON values (containers, subclasses, enums, UUIDs)
+_INVALID: Final = 4  # not encodable
+
+_WIRE_NAMES: dict[type, str] = {}
+"""Cache for :func:`wire_type_name`, per class."""
 
 
 # ----------------------------------------------------------------------------- naming
@@ -99,6 +102,7 @@ def message(type_name: str | None = None) -> Callable[[type[T]], type[T]]:
 
     def decorate(cls: type[T]) -> type[T]:
         setattr(cls, TYPE_ATTR, type_name if type_name is not None else cls.__name__)
+        _WIRE_NAMES.pop(cls, None)
         return cls
 
     return decorate
@@ -110,13 +114,12 @@ def _declared_name(cls: type) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _is_plain(obj: object) -> bool:
-    """Whether *obj* is (the top of) a JSON value as defined in the module docstring."""
-    cls = obj.__class__
+def _is_plain_class(cls: type) -> bool:
+    """Whether instances of *cls* are JSON values as defined in the module docstring."""
     return (
         cls in _SCALARS
         or cls is tuple
-        or isinstance(obj, (dict, list, str, int, float, enum.Enum, uuid.UUID))
+        or issubclass(cls, (dict, list, str, int, float, enum.Enum, uuid.UUID))
     )
 
 
@@ -127,11 +130,16 @@ def wire_type_name(obj: object) -> str:
     class ``__name__``.  Raises :class:`EncodeError` for anything that cannot be encoded.
     """
     cls = obj.__class__
-    if attrs.has(cls):
-        return _declared_name(cls) or cls.__name__
-    if _is_plain(obj):
-        return OBJECT_TYPE
-    raise EncodeError(_unencodable(obj))
+    name = _WIRE_NAMES.get(cls)
+    if name is None:
+        if attrs.has(cls):
+            name = _declared_name(cls) or cls.__name__
+        elif _is_plain_class(cls):
+            name = OBJECT_TYPE
+        else:
+            raise EncodeError(_unencodable(obj))
+        _WIRE_NAMES[cls] = name
+    return name
 
 
 def _type_label(obj: object) -> str:
@@ -301,21 +309,25 @@ def _got(value: object) -> str:
     return "None" if value is None else _type_label(value)
 
 
-def _structure_str(value: object, _: object) -> str:
+# These are also dispatched to for subclasses (str and int enums among them): the JSON
+# type is checked first, then the subclass is built from the value.
+
+
+def _structure_str(value: object, cls: type[str]) -> str:
     if isinstance(value, str):
-        return value
+        return value if cls is str else cls(value)
     raise TypeError(f"expected str, got {_got(value)}")
 
 
-def _structure_int(value: object, _: object) -> int:
+def _structure_int(value: object, cls: type[int]) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
+        return value if cls is int else cls(value)
     raise TypeError(f"expected int, got {_got(value)}")
 
 
-def _structure_float(value: object, _: object) -> float:
+def _structure_float(value: object, cls: type[float]) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        return float(value) if cls is float else cls(value)
     raise TypeError(f"expected float, got {_got(value)}")
 
 
@@ -328,7 +340,7 @@ def _structure_bool(value: object, _: object) -> bool:
 def _is_primitive_union(tp: Any) -> bool:
     if get_origin(tp) not in (Union, types.UnionType):
         return False
-    return all(arg in _PRIMITIVES for arg in get_args(tp))
+    return all(arg in _SCALARS for arg in get_args(tp))
 
 
 def _primitive_union_factory(tp: Any) -> Callable[[Any, Any], Any]:
@@ -432,7 +444,7 @@ class Codec:
     def __init__(self) -> None:
         """Build the converter and register RackHD's envelopes."""
         self._by_name: dict[str, type] = {}
-        self._kinds: dict[type, int] = dict.fromkeys(_SCALARS, _SHARE)
+        self._kinds: dict[type, int] = dict.fromkeys(_SCALARS, _SCALAR)
         conv = make_converter(unstruct_collection_overrides={AbcSequence: list})
         self._converter = conv
 
@@ -561,8 +573,7 @@ class Codec:
     def _kind(self, cls: type) -> int:
         kind = self._kinds.get(cls)
         if kind is None:
-            kind = self._classify(cls)
-            self._kinds[cls] = kind
+            kind = self._kinds[cls] = self._classify(cls)
         return kind
 
     @staticmethod
@@ -570,12 +581,10 @@ class Codec:
         if attrs.has(cls):
             try:
                 frozen = attrs.inspect(cls).is_frozen
-            except NotAnAttrsClassError:  # a plain subclass of an attrs class
+            except NotAnAttrsClassError:  # an undecorated subclass of an attrs class
                 frozen = False
-            return _SHARE if frozen else _ATTRS
-        if cls is tuple or issubclass(cls, (dict, list, str, int, float, enum.Enum, uuid.UUID)):
-            return _PLAIN
-        return _INVALID
+            return _FROZEN if frozen else _ATTRS
+        return _PLAIN if _is_plain_class(cls) else _INVALID
 
     def _enum_value(self, member: enum.Enum) -> Any:
         return self._plain(member.value)
@@ -603,8 +612,7 @@ class Codec:
         return out
 
     def _plain_other(self, value: Any) -> Any:
-        cls = value.__class__
-        if attrs.has(cls):
+        if self._kind(value.__class__) in (_FROZEN, _ATTRS):
             return self._converter.unstructure(value)
         if isinstance(value, enum.Enum):
             return self._plain(value.value)
@@ -629,7 +637,7 @@ class Codec:
         through.  Raises :class:`EncodeError` naming the type of anything else.
         """
         try:
-            if attrs.has(obj.__class__):
+            if self._kind(obj.__class__) in (_FROZEN, _ATTRS):
                 return self._converter.unstructure(obj)
             return self._plain(obj)
         except RecursionError as exc:
@@ -639,7 +647,7 @@ class Codec:
 
     def _default(self, obj: Any) -> Any:
         """orjson's fallback: unstructure attrs instances, refuse everything else."""
-        if attrs.has(obj.__class__):
+        if self._kind(obj.__class__) in (_FROZEN, _ATTRS):
             return self._converter.unstructure(obj)
         raise EncodeError(_unencodable(obj))
 
@@ -650,17 +658,17 @@ class Codec:
             cause = exc.__cause__
             if isinstance(cause, EncodeError):
                 raise EncodeError(str(cause)) from exc
+            self.to_wire(obj)  # names the offending key or value more precisely, if it can
             raise EncodeError(f"cannot encode {_type_label(obj)}: {exc}") from exc
 
     def encode(self, obj: object) -> tuple[str, bytes]:
         """Return ``(wire type name, JSON body)`` for *obj*; :class:`EncodeError` if it can't be."""
         kind = self._kind(obj.__class__)
-        if kind is _INVALID:
-            raise EncodeError(_unencodable(obj))
-        if kind is _PLAIN or obj.__class__ in _SCALARS:
+        if kind in (_SCALAR, _PLAIN):
             return OBJECT_TYPE, self._dumps(obj, obj)
-        cls = obj.__class__
-        return _declared_name(cls) or cls.__name__, self._dumps(self.to_wire(obj), obj)
+        if kind == _INVALID:
+            raise EncodeError(_unencodable(obj))
+        return wire_type_name(obj), self._dumps(self.to_wire(obj), obj)
 
     # -- decoding --------------------------------------------------------------
 
@@ -677,7 +685,9 @@ class Codec:
 
         Without either, the parsed JSON is returned as is.  Raises :class:`DecodeError`
         naming each bad field for input that does not fit (path ``$`` for invalid JSON).
-        Unknown keys in JSON objects are ignored.
+        Unknown keys in JSON objects are ignored.  A target type that cannot be
+        structured at all is a programming error, reported by cattrs'
+        ``StructureHandlerNotFoundError``.
         """
         try:
             data = orjson.loads(body)
@@ -690,7 +700,13 @@ class Codec:
             return data
         return self._structure(data, target)
 
-    def convert(self, value: object, into: type[T]) -> T:
+    @overload
+    def convert(self, value: object, into: type[T]) -> T: ...
+
+    @overload
+    def convert(self, value: object, into: Any) -> Any: ...
+
+    def convert(self, value: object, into: Any) -> Any:
         """Turn *value* into *into* as a trip over the wire would, without the JSON text.
 
         *value* is returned unchanged if it already is an instance of *into*.  *into* may
@@ -704,8 +720,7 @@ class Codec:
             and (value.__class__ is not bool or into is bool)
         ):
             return value
-        result: T = self._structure(self.to_wire(value), into)
-        return result
+        return self._structure(self.to_wire(value), into)
 
     def copy(self, value: object) -> object:
         """Detach *value* for in-process delivery to another actor.
@@ -721,11 +736,11 @@ class Codec:
         kind = self._kinds.get(cls)
         if kind is None:
             kind = self._kind(cls)
-        if kind is _SHARE:
+        if kind <= _FROZEN:
             return value
-        if kind is _PLAIN:
+        if kind == _PLAIN:
             return orjson.loads(self._dumps(value, value))
-        if kind is _ATTRS:
+        if kind == _ATTRS:
             data = orjson.loads(self._dumps(self.to_wire(value), value))
             try:
                 return self._structure(data, cls)

@@ -149,7 +149,9 @@ class ActorContext:
         """Request/reply with a deadline; see ``Bus.call``."""
         return await self._cell.runtime.call(to, message, timeout=timeout, returns=returns)
 
-    async def spawn(self, target: SpawnTarget, *args: Any, key: str | None = None, **options: Any) -> ActorRef:
+    async def spawn(
+        self, target: SpawnTarget, *args: Any, key: str | None = None, **options: Any
+    ) -> ActorRef:
         """Spawn another actor in the same runtime; see ``Runtime.spawn``."""
         return await self._cell.runtime.spawn(target, *args, key=key, **options)
 

@@ -38,7 +38,7 @@ class Delivery:
     for calls and ``None`` for one-way messages.
     """
 
-    __slots__ = ("exchange", "routing_key", "payload", "type_name", "responder")
+    __slots__ = ("exchange", "payload", "responder", "routing_key", "type_name")
 
     def __init__(
         self,

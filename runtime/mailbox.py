@@ -37,15 +37,15 @@ class Mailbox:
     """A bounded FIFO with a control lane; ``on_put`` is called after every put."""
 
     __slots__ = (
-        "owner",
-        "capacity",
-        "overflow",
-        "_on_put",
-        "_items",
-        "_control",
-        "_waiting_senders",
         "_closed",
+        "_control",
+        "_items",
+        "_on_put",
+        "_waiting_senders",
+        "capacity",
         "dropped",
+        "overflow",
+        "owner",
         "rejected",
     )
 

@@ -34,7 +34,7 @@ T = TypeVar("T")
 class _PendingCall:
     """The caller's side of one call: the first answer settles it, later ones are ignored."""
 
-    __slots__ = ("_codec", "_event", "_value", "_error", "_settled")
+    __slots__ = ("_codec", "_error", "_event", "_settled", "_value")
 
     def __init__(self, codec: Codec) -> None:
         self._codec = codec
@@ -177,4 +177,3 @@ class MemoryBus(Bus):
             calls_timed_out=self._calls_timed_out,
             no_responder=self._no_responder,
         )
-

@@ -34,7 +34,7 @@ from .errors import ActorNotFound, InvalidRoutingKey, RuntimeClosed
 from .mailbox import Overflow
 from .memory_bus import MemoryBus
 from .registry import Registry
-from .supervisor import Backoff, Restart, Strategy, Supervisor
+from .supervisor import DEFAULT_BACKOFF, Backoff, Restart, Strategy, Supervisor
 
 T = TypeVar("T")
 SpawnTarget = type[Actor] | Callable[..., Actor]
@@ -78,7 +78,7 @@ class Runtime:
         name: str = "rackbus",
         intensity: int = 10,
         period: float = 5.0,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff = DEFAULT_BACKOFF,
         idle_timeout: float = 10.0,
         shutdown_timeout: float = 30.0,
     ) -> None:
@@ -88,7 +88,10 @@ class Runtime:
         self.registry: Registry[ActorCell] = Registry()
         self.retirer = IdleRetirer(idle_timeout)
         self.root = Supervisor(
-            f"{name}.root", strategy=Strategy.ONE_FOR_ONE, intensity=intensity, period=period,
+            f"{name}.root",
+            strategy=Strategy.ONE_FOR_ONE,
+            intensity=intensity,
+            period=period,
             backoff=backoff,
         )
         self.shutdown_timeout = shutdown_timeout
@@ -115,7 +118,9 @@ class Runtime:
             raise
         return self
 
-    async def _run_root(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def _run_root(
+        self, *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         await self.root.run(task_status=task_status)
         # The root only returns by itself when stopped; then nothing is left to run.
         assert self._nursery is not None
@@ -192,7 +197,7 @@ class Runtime:
         ``on_start`` fails.
         """
         self._check_running()
-        cls = target if isinstance(target, type) else None
+        cls = target if isinstance(target, type) and issubclass(target, Actor) else None
         if key is None:
             key = f"{getattr(target, '__name__', 'actor')}-{next(self._counter)}"
         _check_key(key)
@@ -200,8 +205,14 @@ class Runtime:
         policy = overflow or (cls.overflow if cls else Actor.overflow)
         factory = functools.partial(target, *args) if args else target
         cell = ActorCell(
-            self, key, factory, restart=restart, shutdown=shutdown, mailbox_size=size,
-            overflow=policy, on_removed=self._forget,
+            self,
+            key,
+            factory,
+            restart=restart,
+            shutdown=shutdown,
+            mailbox_size=size,
+            overflow=policy,
+            on_removed=self._forget,
         )
         self.registry.add(key, cell)
         try:
@@ -243,13 +254,15 @@ class Runtime:
         strategy: Strategy = Strategy.ONE_FOR_ONE,
         intensity: int = 3,
         period: float = 5.0,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff = DEFAULT_BACKOFF,
         restart: Restart = Restart.PERMANENT,
         parent: Supervisor | None = None,
     ) -> Supervisor:
         """Start a nested supervisor under ``parent`` (default: the root) and return it."""
         self._check_running()
-        sup = Supervisor(name, strategy=strategy, intensity=intensity, period=period, backoff=backoff)
+        sup = Supervisor(
+            name, strategy=strategy, intensity=intensity, period=period, backoff=backoff
+        )
         await (parent or self.root).start_child(sup.as_child(restart=restart))
         return sup
 

@@ -89,6 +89,9 @@ class Backoff:
         return max(0.0, base * (1.0 + self.jitter * rng.uniform(-1.0, 1.0)))
 
 
+DEFAULT_BACKOFF = Backoff()
+
+
 @attrs.frozen
 class SupervisorStatistics:
     """Counters of one supervisor."""
@@ -176,7 +179,7 @@ class Supervisor:
         strategy: Strategy = Strategy.ONE_FOR_ONE,
         intensity: int = 3,
         period: float = 5.0,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff = DEFAULT_BACKOFF,
         children: list[Child] | None = None,
         seed: int | None = None,
     ) -> None:
@@ -212,7 +215,9 @@ class Supervisor:
         """Counters of this supervisor."""
         return SupervisorStatistics(self.name, len(self._children), self.restarts, self.crashes)
 
-    async def run(self, *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Start the initial children, report started, then supervise until ``stop()``.
 
         Raises ``RestartIntensityExceeded`` (escalation), or the error of an
@@ -249,7 +254,9 @@ class Supervisor:
         self._closing = False
         self._restart_times.clear()
 
-    def as_child(self, *, restart: Restart = Restart.PERMANENT, shutdown: float = 30.0) -> TaskChild:
+    def as_child(
+        self, *, restart: Restart = Restart.PERMANENT, shutdown: float = 30.0
+    ) -> TaskChild:
         """Wrap this supervisor so that another supervisor can supervise it."""
         return TaskChild(
             self.name, self.run, restart=restart, shutdown=shutdown, graceful_stop=self.stop

@@ -68,7 +68,12 @@ class _LocalResponder:
 
 
 async def call_handler(
-    ref: ActorRef, name: str, message: object, *, routing_key: str | None = None, timeout: float = 5.0
+    ref: ActorRef,
+    name: str,
+    message: object,
+    *,
+    routing_key: str | None = None,
+    timeout: float = 5.0,
 ) -> Any:
     """Run handler ``name`` of a live actor on ``message`` and return its result.
 

@@ -93,7 +93,9 @@ async def test_untyped_payload_is_structured_into_the_handler_type(autojump_cloc
         assert reply == "t1 ran g2"
 
 
-async def test_bad_payload_gets_an_error_naming_the_field_and_the_actor_lives(autojump_clock) -> None:
+async def test_bad_payload_gets_an_error_naming_the_field_and_the_actor_lives(
+    autojump_clock,
+) -> None:
     async with Runtime() as rt:
         ref = await rt.spawn(Task, key="t1")
         with pytest.raises(RemoteError) as caught:
@@ -108,7 +110,9 @@ async def test_bad_payload_gets_an_error_naming_the_field_and_the_actor_lives(au
         assert ref.alive
 
 
-async def test_handler_error_in_a_call_reaches_the_caller_and_the_actor_lives(autojump_clock) -> None:
+async def test_handler_error_in_a_call_reaches_the_caller_and_the_actor_lives(
+    autojump_clock,
+) -> None:
     async with Runtime() as rt:
         ref = await rt.spawn(Task, key="t1")
         with pytest.raises(RemoteError) as caught:
@@ -246,7 +250,12 @@ async def test_statistics(autojump_clock) -> None:
         assert stats.mailbox_depth_total == 0
         assert stats.bus.calls == 3
         one = refs[0].statistics()
-        assert (one.key, one.state, one.messages_in, one.mailbox_capacity) == ("t0", "running", 1, 64)
+        assert (one.key, one.state, one.messages_in, one.mailbox_capacity) == (
+            "t0",
+            "running",
+            1,
+            64,
+        )
 
 
 async def test_idle_actor_tasks_retire_and_wake_again(autojump_clock) -> None:

@@ -33,11 +33,22 @@ class Power(enum.Enum):
     OFF = "off"
 
 
+class Role(enum.StrEnum):
+    COMPUTE = "compute"
+    SWITCH = "switch"
+
+
+class Speed(enum.IntEnum):
+    GIGABIT = 1000
+    TEN_GIGABIT = 10000
+
+
 @message("rackbus.test.Nic")
 @attrs.frozen
 class Nic:
     mac: MacAddress
     ip: IpAddress | None = None
+    speed: Speed = Speed.GIGABIT
 
 
 @message("rackbus.test.Node")
@@ -47,6 +58,7 @@ class Node:
     nics: tuple[Nic, ...]
     tags: list[str]
     power: Power
+    role: Role = Role.COMPUTE
     meta: dict[str, Any] = attrs.Factory(dict)
     weight: float = 0.0
     slot: tuple[int, str] = (0, "")
@@ -135,7 +147,7 @@ log_events = st.builds(
     module=texts,
     context=json_objects(),
 )
-nics = st.builds(Nic, mac=mac_addresses, ip=st.none() | ip_addresses)
+nics = st.builds(Nic, mac=mac_addresses, ip=st.none() | ip_addresses, speed=st.sampled_from(Speed))
 nodes = st.recursive(
     st.builds(
         Node,
@@ -143,6 +155,7 @@ nodes = st.recursive(
         nics=st.lists(nics, max_size=3).map(tuple),
         tags=st.lists(texts, max_size=3),
         power=st.sampled_from(Power),
+        role=st.sampled_from(Role),
         meta=json_objects(),
         weight=st.floats(allow_nan=False, allow_infinity=False),
         slot=st.tuples(st.integers(-1000, 1000), texts),
@@ -192,6 +205,7 @@ def paths(error: DecodeError) -> list[str]:
 
 
 @given(messages)
+@settings(max_examples=100)
 def test_encode_decode_round_trip(msg: object) -> None:
     type_name, body = CODEC.encode(msg)
     assert type_name == wire_type_name(msg)
@@ -398,6 +412,13 @@ def test_nested_errors_have_full_paths() -> None:
         (b'{"id": "n", "nics": [], "tags": "abc", "power": "on"}', "$.tags"),
         (b'{"id": "n", "nics": {}, "tags": [], "power": "on"}', "$.nics"),
         (b'{"id": "n", "nics": [], "tags": [], "power": "on", "meta": []}', "$.meta"),
+        (b'{"id": "n", "nics": [], "tags": [], "power": "on", "role": "hub"}', "$.role"),
+        (b'{"id": "n", "nics": [], "tags": [], "power": "ON"}', "$.power"),
+        (
+            b'{"id": "n", "nics": [{"mac": {"value": "00:00:00:00:00:01"}, "speed": "1000"}],'
+            b' "tags": [], "power": "on"}',
+            "$.nics[0].speed",
+        ),
         (b'{"id": "n", "nics": [], "tags": [], "power": "on", "weight": true}', "$.weight"),
         (b'{"id": "n", "nics": [], "tags": [], "power": "on", "slot": [1, 2]}', "$.slot[1]"),
     ],
@@ -419,7 +440,7 @@ def test_invalid_json(body: bytes) -> None:
 
 
 @given(payloads)
-@settings(max_examples=150)
+@settings(max_examples=100)
 def test_arbitrary_input_only_raises_decode_error(payload: tuple[str, bytes]) -> None:
     type_name, body = payload
     try:
@@ -435,6 +456,7 @@ def test_arbitrary_input_only_raises_decode_error(payload: tuple[str, bytes]) ->
 
 
 @given(messages)
+@settings(max_examples=100)
 def test_convert_and_copy_in_memory(msg: object) -> None:
     assert CODEC.convert(msg, type(msg)) is msg
     assert CODEC.copy(msg) is msg
@@ -464,8 +486,11 @@ def test_convert_to_plain_types() -> None:
     assert CODEC.convert([1, 2], list[int]) == [1, 2]
     assert CODEC.convert((1, "a"), tuple[int, str]) == (1, "a")
     assert CODEC.convert(Result(1), dict[str, Any]) == {"value": 1}
-    assert CODEC.convert(Result(1), Any) == {"value": 1}
+    anything: Any = Any
+    assert CODEC.convert(Result(1), anything) == {"value": 1}
     assert CODEC.convert("on", Power) is Power.ON
+    assert CODEC.convert("switch", Role) is Role.SWITCH
+    assert CODEC.convert(10000, Speed) is Speed.TEN_GIGABIT
     assert CODEC.convert(None, IpAddress | None) is None
     original = {"a": [1]}
     converted = CODEC.convert(original, dict[str, Any])
@@ -497,7 +522,7 @@ def test_copy_shares_scalars(value: object) -> None:
 
 
 @given(json_objects())
-@settings(max_examples=100)
+@settings(max_examples=60)
 def test_copy_of_dict_is_independent(original: dict[str, Any]) -> None:
     snapshot = orjson.loads(orjson.dumps(original))
     copied = CODEC.copy(original)
@@ -576,6 +601,11 @@ def test_to_wire_unstructures_messages_anywhere() -> None:
     ]
     assert CODEC.to_wire(Mutable([1])) == {"items": [1], "label": ""}
     assert CODEC.to_wire(Power.ON) == "on"
+    assert CODEC.to_wire(Nic(MacAddress("00:00:00:00:00:01"))) == {
+        "mac": {"value": "00:00:00:00:00:01"},
+        "ip": None,
+        "speed": 1000,
+    }
 
 
 def test_circular_value_is_an_encode_error() -> None:

@@ -1,7 +1,8 @@
-"""Mailboxes: backpressure, overflow policies, the control lane, per-sender order, bounded memory."""
+"""Mailboxes: backpressure, overflow policies, the control lane, per-sender order, memory."""
 
 from __future__ import annotations
 
+import contextlib
 import resource
 
 import attrs
@@ -157,10 +158,8 @@ async def test_control_messages_are_never_dropped_and_jump_the_queue(
 
             async def flood() -> None:
                 for n in range(6):
-                    try:
+                    with contextlib.suppress(MailboxFull):
                         await rt.publish(EX, "tick", Tick(0, n))
-                    except MailboxFull:
-                        pass
 
             nursery.start_soon(flood)
             await trio.sleep(0.001)

@@ -13,7 +13,7 @@ import pytest
 import trio
 import trio.testing
 
-from runtime import Actor, Address, RuntimeClosed, Runtime, handler, message
+from runtime import Actor, Address, Runtime, RuntimeClosed, handler, message
 
 EX = "on.test"
 
@@ -97,12 +97,11 @@ async def test_calls_in_flight_fail_clearly_when_the_runtime_stops(autojump_cloc
         except Exception as exc:
             outcome.append(getattr(exc, "name", type(exc).__name__))
 
-    async with trio.open_nursery() as nursery:
-        async with Runtime() as rt:
-            await rt.spawn(Busy, key="b", shutdown=0.1)
-            for _ in range(3):
-                nursery.start_soon(caller, rt)
-            await trio.sleep(0.01)
+    async with trio.open_nursery() as nursery, Runtime() as rt:
+        await rt.spawn(Busy, key="b", shutdown=0.1)
+        for _ in range(3):
+            nursery.start_soon(caller, rt)
+        await trio.sleep(0.01)
     # the first finished its 0.5 s of work? no: the grace is 0.1 s, so all three were refused
     assert outcome == ["ActorStopped"] * 3
     assert trio.current_time() < 1
@@ -183,7 +182,11 @@ async def test_rackbus_serve_stops_on_signal_and_exits_zero(signum: int) -> None
 
 def test_rackbus_help() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "actors.cli", "--help"], capture_output=True, text=True, env=_env(),
-        timeout=30, check=True,
+        [sys.executable, "-m", "actors.cli", "--help"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=30,
+        check=True,
     )
     assert "serve" in done.stdout

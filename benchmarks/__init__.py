@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks; each prints raw figures and `ratio <name> = <value> (target ...)`."""

@@ -1,0 +1,31 @@
+"""The README's example is the tested example file, and it runs."""
+
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_readme_embeds_the_example_verbatim() -> None:
+    example = (ROOT / "examples" / "per_node.py").read_text()
+    assert example in (ROOT / "README.md").read_text()
+
+
+def test_example_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "per_node.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.stdout.strip() == "{'node': 'node7', 'macs': ['52:54:00:00:00:07']} 1000"
+
+
+def test_readme_has_exactly_two_setup_commands() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert text.count("```sh") == 2
+    assert "scripts/run-tests.sh" in text
+    assert (ROOT / ".ci" / "run").read_text().count("scripts/run-tests.sh") == 1
