@@ -117,6 +117,7 @@ class ActorCell:
         "_scope",
         "_stop_mode",
         "actor",
+        "crashes",
         "ctx",
         "factory",
         "id",
@@ -159,6 +160,7 @@ class ActorCell:
         self.messages_in = 0
         self.rejected = 0
         self.incarnations = 0
+        self.crashes = 0
         self._active = False
         self._parked_task: trio.lowlevel.Task | None = None
         self._scope: trio.CancelScope | None = None
@@ -350,6 +352,7 @@ class ActorCell:
                 done.set()
         if error is not None:
             self.state = State.CRASHED
+            self.crashes += 1
             self._report(error)
         elif self._stop_mode == "self":
             await self._stop_self()

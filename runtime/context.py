@@ -31,6 +31,7 @@ class ActorStatistics:
     rejected: int
     dropped: int
     restarts: int
+    crashes: int
     active: bool
 
 
@@ -45,6 +46,7 @@ def actor_statistics(cell: ActorCell) -> ActorStatistics:
         rejected=cell.rejected + cell.mailbox.rejected,
         dropped=cell.mailbox.dropped,
         restarts=max(0, cell.incarnations - 1),
+        crashes=cell.crashes,
         active=cell._active,
     )
 

@@ -299,9 +299,13 @@ class Runtime:
     # -- introspection -----------------------------------------------------
 
     def statistics(self) -> RuntimeStatistics:
-        """Actor count, mailbox depths, message and restart counters (O(actors))."""
-        depths = [len(cell.mailbox) for cell in self.registry]
+        """Actor count, mailbox depths, message, restart and crash counters (O(actors)).
+
+        ``restarts`` and ``crashes`` count the actors registered now; a crashed
+        actor that was not restarted is counted by its supervisor's statistics.
+        """
         cells = list(self.registry)
+        depths = [len(cell.mailbox) for cell in cells]
         return RuntimeStatistics(
             actors=len(cells),
             active_actors=sum(1 for cell in cells if cell._active),
@@ -311,8 +315,8 @@ class Runtime:
             messages_out=self._messages_out,
             rejected=sum(cell.rejected + cell.mailbox.rejected for cell in cells),
             dropped=sum(cell.mailbox.dropped for cell in cells),
-            restarts=self.root.restarts,
-            crashes=self.root.crashes,
+            restarts=sum(max(0, cell.incarnations - 1) for cell in cells),
+            crashes=sum(cell.crashes for cell in cells),
             bus=self.bus.statistics(),
         )
 

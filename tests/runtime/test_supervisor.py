@@ -116,6 +116,8 @@ async def test_strategies_restart_the_right_children(
         await crash(rt, "b")
         for name in "abc":
             assert journal.count(f"start {name}") == (name in restarted)
+        stats = rt.statistics()
+        assert (stats.restarts, stats.crashes) == (len(restarted), 1)
         # siblings stop in reverse start order before restarting in start order
         stops = [e for e in journal.events if e.startswith("stop")]
         expected_stops = [f"stop {n}" for n in reversed(restarted) if n != "b"]
@@ -338,5 +340,6 @@ async def test_temporary_crash_is_counted_not_lost(autojump_clock, caplog) -> No
     async with Runtime() as rt:
         await spawn_workers(rt, journal, rt.root, ["t"], Restart.TEMPORARY)
         await crash(rt, "t")
-        assert rt.statistics().crashes == 1
+        assert rt.lookup("t") is None
+        assert rt.root.statistics().crashes == 1
     assert any("crashed" in record.getMessage() for record in caplog.records)
