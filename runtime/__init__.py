@@ -6,18 +6,10 @@ Generic: it knows nothing of RackHD, DHCP or nodes. Start with ``Runtime``,
 
 from .actor import Actor, HandlerSpec, handler
 from .bus import DEFAULT_CALL_TIMEOUT, Binding, Bus, BusStatistics, Consumer
-from .codec import (
-    Codec,
-    ErrorEvent,
-    IpAddress,
-    LogEvent,
-    MacAddress,
-    Result,
-    message,
-    wire_type_name,
-)
+from .codec import Codec
 from .context import ActorContext, ActorRef, ActorStatistics
 from .delivery import Address, Delivery, Responder
+from .envelopes import ErrorEvent, IpAddress, LogEvent, MacAddress, Result
 from .errors import (
     ActorExists,
     ActorNotFound,
@@ -37,6 +29,7 @@ from .errors import (
 )
 from .mailbox import Mailbox, Overflow
 from .memory_bus import MemoryBus
+from .message import message, wire_type_name
 from .runtime import OWN_EXCHANGE, Runtime, RuntimeStatistics
 from .supervisor import (
     Backoff,

@@ -25,8 +25,8 @@ import trio
 
 from .actor import Actor, HandlerSpec
 from .bus import Binding
-from .codec import ErrorEvent
 from .delivery import Address, Delivery
+from .envelopes import ErrorEvent
 from .errors import ActorStartError, DecodeError, EncodeError
 from .mailbox import Mailbox, Overflow
 from .supervisor import ExitCallback, Restart

@@ -16,22 +16,21 @@ inside one.  Anything else (bytes, sets, datetimes, dataclasses, arbitrary
 objects) is refused with :class:`~runtime.errors.EncodeError`.  Integers must
 fit in 64 bits when encoded, and non-finite floats are written as ``null``, as
 JavaScript's ``JSON.stringify`` does.
+
+:func:`message` and :func:`wire_type_name` live in :mod:`runtime.message` and
+RackHD's envelopes in :mod:`runtime.envelopes`; both are re-exported here.
 """
 
 from __future__ import annotations
 
 import enum
-import functools
-import ipaddress
-import re
-import traceback
 import types
 import uuid
 from collections.abc import Callable, Mapping, MutableMapping, MutableSequence, MutableSet
 from collections.abc import Sequence as AbcSequence
 from collections.abc import Set as AbcSet
 from datetime import date, datetime
-from typing import Any, Final, Self, TypeVar, Union, get_args, get_origin, overload
+from typing import Any, Final, TypeVar, Union, get_args, get_origin, overload
 
 import attrs
 import orjson
@@ -45,7 +44,19 @@ from cattrs.errors import (
 from cattrs.gen import make_dict_unstructure_fn, mapping_structure_factory, override
 from cattrs.preconf.orjson import make_converter
 
-from .errors import DecodeError, EncodeError, RemoteError
+from .envelopes import _ENVELOPES, ErrorEvent, IpAddress, LogEvent, MacAddress, Result
+from .errors import DecodeError, EncodeError
+from .message import (
+    _SCALARS,
+    OBJECT_TYPE,
+    TYPE_ATTR,
+    _declared_name,
+    _is_plain_class,
+    _type_label,
+    _unencodable,
+    message,
+    wire_type_name,
+)
 
 __all__ = [
     "OBJECT_TYPE",
@@ -62,13 +73,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-TYPE_ATTR: Final = "__rackbus_type__"
-"""Class attribute holding a message class's wire type name."""
-
-OBJECT_TYPE: Final = "Object"
-"""Wire type name of plain JSON values."""
-
-_SCALARS: Final[frozenset[type]] = frozenset({str, int, float, bool, type(None)})
 _ORJSON_OPTIONS: Final = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 # What a Codec does with instances of a class (cached per class).
@@ -78,75 +82,8 @@ _ATTRS: Final = 2  # attrs classes that are not frozen
 _PLAIN: Final = 3  # other JSON values (containers, subclasses, enums, UUIDs)
 _INVALID: Final = 4  # not encodable
 
-_WIRE_NAMES: dict[type, str] = {}
-"""Cache for :func:`wire_type_name`, per class."""
 
-
-# ----------------------------------------------------------------------------- naming
-
-
-def message(type_name: str | None = None) -> Callable[[type[T]], type[T]]:
-    """Class decorator recording the wire type name of an attrs message class.
-
-    The name defaults to the class ``__name__``.  Put it above ``@attrs.frozen``::
-
-        @message("Result")
-        @attrs.frozen
-        class Result: ...
-    """
-    if type_name is not None and (not isinstance(type_name, str) or not type_name):
-        raise TypeError(
-            f"message() takes a non-empty wire type name, got {type_name!r}"
-            " (write @message() or @message('Name'), not @message)"
-        )
-
-    def decorate(cls: type[T]) -> type[T]:
-        setattr(cls, TYPE_ATTR, type_name if type_name is not None else cls.__name__)
-        _WIRE_NAMES.pop(cls, None)
-        return cls
-
-    return decorate
-
-
-def _declared_name(cls: type) -> str | None:
-    """The wire name given to *cls* itself by :func:`message` (not inherited)."""
-    name = cls.__dict__.get(TYPE_ATTR)
-    return name if isinstance(name, str) else None
-
-
-def _is_plain_class(cls: type) -> bool:
-    """Whether instances of *cls* are JSON values as defined in the module docstring."""
-    return (
-        cls in _SCALARS
-        or cls is tuple
-        or issubclass(cls, (dict, list, str, int, float, enum.Enum, uuid.UUID))
-    )
-
-
-def wire_type_name(obj: object) -> str:
-    """The wire type name of *obj*: its message name, or ``"Object"`` for plain JSON values.
-
-    An attrs instance whose class was not given a name by :func:`message` goes by its
-    class ``__name__``.  Raises :class:`EncodeError` for anything that cannot be encoded.
-    """
-    cls = obj.__class__
-    name = _WIRE_NAMES.get(cls)
-    if name is None:
-        if attrs.has(cls):
-            name = _declared_name(cls) or cls.__name__
-        elif _is_plain_class(cls):
-            name = OBJECT_TYPE
-        else:
-            raise EncodeError(_unencodable(obj))
-        _WIRE_NAMES[cls] = name
-    return name
-
-
-def _type_label(obj: object) -> str:
-    cls = obj.__class__
-    if cls.__module__ == "builtins":
-        return cls.__qualname__
-    return f"{cls.__module__}.{cls.__qualname__}"
+# ----------------------------------------------------------------------------- labels
 
 
 def _class_label(cls: Any) -> str:
@@ -159,147 +96,6 @@ def _target_label(into: Any) -> str:
     if isinstance(into, type):
         return _declared_name(into) or into.__qualname__
     return repr(into).removeprefix("typing.")
-
-
-def _unencodable(obj: object) -> str:
-    return (
-        f"cannot encode a value of type {_type_label(obj)}:"
-        " it is neither an attrs message nor a JSON value"
-    )
-
-
-# ----------------------------------------------------------------------------- envelopes
-
-
-class _FieldError(ValueError):
-    """A validator failure, shaped like attrs' own: ``args == (message, attribute, value)``."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-class _FieldTypeError(TypeError):
-    """A validator type failure, shaped like attrs' own."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-@functools.lru_cache(maxsize=4096)
-def _is_ipv4(text: str) -> bool:
-    """Whether *text* is a dotted-quad IPv4 address (cached: fleets repeat addresses)."""
-    try:
-        ipaddress.IPv4Address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _check_ipv4(_: object, attribute: attrs.Attribute[str], value: object) -> None:
-    if not isinstance(value, str):
-        raise _FieldTypeError(
-            f"{attribute.name} must be a str, got {_type_label(value)}", attribute, value
-        )
-    if not _is_ipv4(value):
-        raise _FieldError(
-            f"{attribute.name} must be a dotted IPv4 address, got {value!r}", attribute, value
-        )
-
-
-_MAC_RE: Final = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
-
-
-def _lower(value: str) -> str:
-    return value.lower() if isinstance(value, str) else value
-
-
-def _check_mac(_: object, attribute: attrs.Attribute[str], value: object) -> None:
-    if not isinstance(value, str):
-        raise _FieldTypeError(
-            f"{attribute.name} must be a str, got {_type_label(value)}", attribute, value
-        )
-    if _MAC_RE.fullmatch(value) is None:
-        raise _FieldError(
-            f"{attribute.name} must be six colon-separated hex pairs, got {value!r}",
-            attribute,
-            value,
-        )
-
-
-@message("Result")
-@attrs.frozen
-class Result:
-    """RackHD's generic reply envelope: ``{"value": ...}``."""
-
-    value: Any = None
-
-
-@message("ErrorEvent")
-@attrs.frozen
-class ErrorEvent:
-    """RackHD's error reply; ``status`` is left out of the JSON when it is ``None``."""
-
-    name: str
-    message: str
-    stack: str = ""
-    context: dict[str, Any] = attrs.Factory(dict)
-    status: int | None = None
-
-    @classmethod
-    def from_exception(
-        cls,
-        exc: BaseException,
-        *,
-        context: Mapping[str, Any] | None = None,
-        status: int | None = None,
-    ) -> Self:
-        """Describe *exc*: its class name, its text and its formatted traceback."""
-        return cls(
-            name=type(exc).__name__,
-            message=str(exc),
-            stack="".join(traceback.format_exception(exc)),
-            context=dict(context) if context is not None else {},
-            status=status,
-        )
-
-    def to_error(self) -> RemoteError:
-        """The :class:`RemoteError` to raise in the caller for this event."""
-        return RemoteError(self.name, self.message, self.stack, self.context, self.status)
-
-
-@message("IpAddress")
-@attrs.frozen
-class IpAddress:
-    """A dotted-quad IPv4 address: ``{"value": "10.1.1.3"}``."""
-
-    value: str = attrs.field(validator=_check_ipv4)
-
-
-@message("MacAddress")
-@attrs.frozen
-class MacAddress:
-    """A MAC address as six colon-separated hex pairs, kept in lower case."""
-
-    value: str = attrs.field(converter=_lower, validator=_check_mac)
-
-
-@message("LogEvent")
-@attrs.frozen
-class LogEvent:
-    """RackHD's log event; ``timestamp`` is an ISO 8601 string."""
-
-    level: str
-    message: str
-    timestamp: str
-    caller: str
-    subject: str = "Server"
-    name: str = ""
-    host: str = ""
-    module: str = ""
-    context: dict[str, Any] = attrs.Factory(dict)
-
-
-_ENVELOPES: Final[tuple[type, ...]] = (Result, ErrorEvent, IpAddress, MacAddress, LogEvent)
 
 
 # ----------------------------------------------------------------------------- structuring

@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from .codec import ErrorEvent
+from .envelopes import ErrorEvent
 
 
 @attrs.frozen

@@ -23,9 +23,11 @@ from .bus import (
     check_exchange,
     check_timeout,
 )
-from .codec import Codec, ErrorEvent, wire_type_name
+from .codec import Codec
 from .delivery import Delivery
+from .envelopes import ErrorEvent
 from .errors import CallTimeout, NoResponder, PublishTimeout
+from .message import wire_type_name
 from .topic import TopicIndex, check_key, check_pattern
 
 T = TypeVar("T")

@@ -28,9 +28,10 @@ import trio.testing
 
 from .bus import Binding, Bus
 from .cell import Route
-from .codec import ErrorEvent
 from .context import ActorRef
 from .delivery import Address, Delivery
+from .envelopes import ErrorEvent
+from .message import wire_type_name
 from .runtime import Runtime
 
 __all__ = ["Inbox", "HandlerWaiter", "call_handler", "rackbus_runtime", "wait_for_handler"]
@@ -103,8 +104,6 @@ async def call_handler(
 
 
 def _type_name(message: object) -> str:
-    from .codec import wire_type_name
-
     return wire_type_name(message)
 
 

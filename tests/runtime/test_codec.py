@@ -661,7 +661,7 @@ def test_register_conflicting_name_names_both_classes() -> None:
     codec = Codec()
     with pytest.raises(ValueError, match="Impostor") as info:
         codec.register(Impostor)
-    assert "codec.Result" in str(info.value)
+    assert "envelopes.Result" in str(info.value)
     assert codec.lookup("Result") is Result
 
 
