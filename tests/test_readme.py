@@ -21,7 +21,7 @@ def test_example_runs() -> None:
         check=True,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )
-    assert done.stdout.strip() == "{'node': 'node7', 'macs': ['52:54:00:00:00:07']} 1000"
+    assert done.stdout.strip() == "{'node': 'node7', 'macs': ['52:54:00:00:00:07']}"
 
 
 def test_readme_has_exactly_two_setup_commands() -> None:
@@ -29,3 +29,17 @@ def test_readme_has_exactly_two_setup_commands() -> None:
     assert text.count("```sh") == 2
     assert "scripts/run-tests.sh" in text
     assert (ROOT / ".ci" / "run").read_text().count("scripts/run-tests.sh") == 1
+
+
+async def test_readme_testing_example(autojump_clock, rackbus_runtime) -> None:
+    from runtime.testing import call_handler, wait_for_handler
+
+    source = (ROOT / "examples" / "per_node.py").read_text().replace("trio.run(main)", "")
+    namespace: dict[str, object] = {"__name__": "per_node"}
+    exec(compile(source, "per_node.py", "exec"), namespace)
+    node = namespace["Node"]
+
+    ref = await rackbus_runtime.spawn(node, key="n1")
+    async with wait_for_handler(ref, "discovered"):
+        await rackbus_runtime.publish("on.events", "node.discovered.n1", {"mac": "aa:bb"})
+    assert await call_handler(ref, "properties", {}) == {"node": "n1", "macs": ["aa:bb"]}
