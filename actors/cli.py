@@ -1,21 +1,39 @@
-"""The ``rackbus`` command: ``rackbus serve`` runs the services on the embedded bus."""
+"""The ``rackbus`` command.
+
+* ``rackbus serve``: a runtime on the embedded in-memory bus with the
+  configuration and logging services, until SIGINT or SIGTERM;
+* ``rackbus exchanges``: the nine exchanges and their routing keys, from the
+  definitions in ``actors.exchanges``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import pathlib
 import signal
 import sys
 from collections.abc import Sequence
 
 import trio
 
-from runtime import MemoryBus, Runtime
+from runtime import MemoryBus, Restart, Runtime
+
+from .exchanges import ALL
+from .services.config_store import SqliteConfigStore
+from .services.configuration import SERVICE_KEY, ConfigurationService
+from .services.logging import LogPublisher, WhileBusDown, start_logging
 
 log = logging.getLogger("rackbus.serve")
 
-SERVICES: tuple[str, ...] = ()
-"""Names of the services ``serve`` starts; each later service adds itself here."""
+
+def default_state_dir() -> pathlib.Path:
+    """``$RACKBUS_STATE_DIR``, else ``$XDG_STATE_HOME/rackbus``, else ``~/.local/state/rackbus``."""
+    if "RACKBUS_STATE_DIR" in os.environ:
+        return pathlib.Path(os.environ["RACKBUS_STATE_DIR"])
+    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return pathlib.Path(base) / "rackbus"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,29 +42,40 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rackbus",
         description="Bare-metal provisioning services on the RackHD message-bus conventions.",
     )
-    parser.add_argument(
-        "--log-level",
-        default="info",
-        choices=["debug", "info", "warning", "error"],
-        help="console log level (default: info)",
-    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser(
         "serve",
         help="run the services on the embedded in-memory bus until SIGINT/SIGTERM",
-        description="Start a runtime on the embedded in-memory bus with every available "
-        "service, log what started, and run until SIGINT or SIGTERM.",
+        description="Start a runtime on the embedded in-memory bus with the configuration "
+        "and logging services, print its log, and run until SIGINT or SIGTERM.",
+    )
+    serve.add_argument(
+        "--state-dir",
+        type=pathlib.Path,
+        default=None,
+        help="where settings persist (default: $RACKBUS_STATE_DIR or ~/.local/state/rackbus)",
     )
     serve.set_defaults(func=serve_command)
+    exchanges = commands.add_parser(
+        "exchanges", help="print the nine exchanges and their routing keys"
+    )
+    exchanges.set_defaults(func=exchanges_command)
     return parser
 
 
-async def serve(ready: trio.Event | None = None) -> None:
-    """Run the runtime and its services until SIGINT or SIGTERM arrives."""
+async def serve(state_dir: pathlib.Path, ready: trio.Event | None = None) -> None:
+    """Run the services until SIGINT or SIGTERM arrives."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with Runtime(MemoryBus(), name="rackbus") as runtime:
+            store = SqliteConfigStore(state_dir / "config.sqlite3")
+            await runtime.spawn(
+                ConfigurationService, store, key=SERVICE_KEY, restart=Restart.PERMANENT
+            )
+            publisher = await start_logging(runtime)
+            _console_only_while_bus_down(publisher)
             log.info("runtime %r started on the in-memory bus", runtime.name)
-            log.info("services: %s", ", ".join(SERVICES) if SERVICES else "none yet")
+            log.info("configuration service: settings in %s", store.path)
+            log.info("logging service: publishing on on.logging")
             log.info("ready; stop with SIGINT or SIGTERM")
             if ready is not None:
                 ready.set()
@@ -56,20 +85,47 @@ async def serve(ready: trio.Event | None = None) -> None:
         log.info("stopped; %d actors left", len(runtime.registry))
 
 
+def _console_only_while_bus_down(publisher: LogPublisher) -> None:
+    """While the bus publishes logs its console printer prints them; before and after, stderr."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr:
+            handler.addFilter(WhileBusDown(publisher))
+
+
+def _use_console_logging() -> None:
+    """Print INFO and above straight to stderr (before the bus is up and after it is gone).
+
+    The root logger passes everything on, so the bus handler alone decides by
+    the live ``logging.level`` setting.
+    """
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.INFO)
+    console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=1, handlers=[console], force=True)
+
+
 def serve_command(args: argparse.Namespace) -> int:
     """``rackbus serve``."""
-    trio.run(serve)
+    trio.run(serve, args.state_dir or default_state_dir())
+    return 0
+
+
+def exchanges_command(args: argparse.Namespace) -> int:
+    """``rackbus exchanges``."""
+    for exchange in ALL:
+        print(f"{exchange.name}  ({exchange.title}): {exchange.summary}")
+        if not exchange.keys:
+            print("    (no routing keys)")
+        for key in exchange.keys:
+            note = "" if key.seed is not None else "  [addition]"
+            print(f"    {key.template:<44} {key.kind.value:<8}{note}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rackbus`` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    _use_console_logging()
     return int(args.func(args))
 
 

@@ -401,7 +401,7 @@ class ActorCell:
                 ErrorEvent.from_exception(
                     exc,
                     context={"exchange": delivery.exchange, "routingKey": delivery.routing_key},
-                    status=500,
+                    status=_status_of(exc),
                 )
             )
             return None
@@ -475,3 +475,9 @@ def _stopped_error(key: str, when: str) -> ErrorEvent:
     return ErrorEvent(
         name="ActorStopped", message=f"actor {key!r} stopped {when} the call", status=503
     )
+
+
+def _status_of(exc: Exception) -> int:
+    """An exception's own ``status`` (e.g. 400 for bad arguments) or 500."""
+    status = getattr(exc, "status", None)
+    return status if isinstance(status, int) and not isinstance(status, bool) else 500

@@ -159,9 +159,11 @@ async def test_ctrl_c_tears_down_a_busy_runtime() -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-async def test_rackbus_serve_stops_on_signal_and_exits_zero(signum: int) -> None:
+async def test_rackbus_serve_stops_on_signal_and_exits_zero(signum: int, tmp_path) -> None:
     proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "actors.cli", "serve"], stderr=subprocess.PIPE, env=_env()
+        [sys.executable, "-m", "actors.cli", "serve", "--state-dir", str(tmp_path)],
+        stderr=subprocess.PIPE,
+        env=_env(),
     )
     assert proc.stderr is not None
     with trio.fail_after(30):
@@ -176,6 +178,9 @@ async def test_rackbus_serve_stops_on_signal_and_exits_zero(signum: int) -> None
     text = log.decode()
     assert code == 0, text
     assert "started on the in-memory bus" in text
+    assert "configuration service: settings in" in text
+    assert "logging service: publishing on on.logging" in text
+    assert (tmp_path / "config.sqlite3").exists()
     assert f"received {signal.Signals(signum).name}" in text
     assert "stopped" in text
 

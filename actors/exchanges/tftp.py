@@ -1,0 +1,20 @@
+"""``on.tftp``: declared, with no routing keys.
+
+The conventions define nothing on this exchange and RackHD never used it. The
+TFTP server reports transfers on ``on.events`` instead (``tftp.success.<node>``
+and ``tftp.failure.<node>``, see ``events``). The exchange is still declared so
+that every exchange of the conventions exists on the broker.
+"""
+
+from __future__ import annotations
+
+from ..convention import ExchangeDef
+
+NAME = "on.tftp"
+
+EXCHANGE = ExchangeDef(
+    NAME,
+    "TFTP",
+    "Nothing defined: TFTP transfers are reported on on.events",
+    (),
+)
