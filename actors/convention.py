@@ -136,12 +136,16 @@ class ExchangeDef:
     """One of the nine exchanges: its AMQP name, its keys and its client class."""
 
     name: str
-    """AMQP name, ``on.<something>``: a durable topic exchange."""
+    """AMQP name, ``on.<something>``."""
     title: str
     """The name the conventions use (``DHCP``, ``task-graph-runner``)."""
     summary: str
     keys: tuple[KeyDef, ...]
     client: type | None = None
+    type: str = "topic"
+    """AMQP exchange type; RackHD declared every exchange this way."""
+    durable: bool = True
+    """Survives a broker restart (RackHD: durable, not auto-deleted)."""
 
     def __iter__(self) -> Iterator[KeyDef]:
         return iter(self.keys)

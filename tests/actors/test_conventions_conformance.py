@@ -210,3 +210,24 @@ def test_wire_type_names_are_unique_across_exchanges() -> None:
     for cls in payload_classes():
         if codec.lookup(cls.__rackbus_type__) is not cls:  # type: ignore[attr-defined]
             codec.register(cls)  # raises on a name taken by another class
+
+
+def test_rackbus_exchanges_prints_every_key_from_the_definitions() -> None:
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-m", "actors.cli", "exchanges"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=ROOT,
+    )
+    lines = done.stdout.splitlines()
+    for exchange in ALL:
+        assert any(line.startswith(f"{exchange.name}  ({exchange.title})") for line in lines)
+        for key in exchange.keys:
+            assert any(line.split()[:1] == [key.template] for line in lines), key.template
+    assert sum(
+        1 for line in lines if line.startswith("    ") and "(no routing keys)" not in line
+    ) == (sum(len(exchange.keys) for exchange in ALL))

@@ -276,3 +276,18 @@ async def test_handler_must_be_async() -> None:
             @handler()
             def sync(self, ping: Ping) -> None:  # type: ignore[type-var]
                 pass
+
+
+async def test_an_exception_status_travels_to_the_caller(autojump_clock) -> None:
+    class Refusing(Actor):
+        @handler()
+        async def refuse(self, ping: Ping) -> None:
+            error = ValueError("bad ping")
+            error.status = 422  # type: ignore[attr-defined]
+            raise error
+
+    async with Runtime() as rt:
+        ref = await rt.spawn(Refusing, key="r")
+        with pytest.raises(RemoteError) as caught:
+            await rt.call(ref, Ping(1))
+        assert (caught.value.name, caught.value.status) == ("ValueError", 422)
