@@ -15,6 +15,7 @@ import re
 from typing import Any, Protocol, TypeVar
 
 import attrs
+import trio
 
 from .codec import Codec
 from .delivery import Delivery
@@ -77,8 +78,8 @@ class Bus(abc.ABC):
 
     codec: Codec
 
-    async def start(self) -> None:  # noqa: B027 - optional hook
-        """Connect and get ready; the runtime calls this before anything else."""
+    async def start(self, nursery: trio.Nursery) -> None:  # noqa: B027 - optional hook
+        """Connect and get ready; background tasks go in ``nursery`` (the runtime's)."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release every resource; bindings are gone afterwards."""

@@ -281,6 +281,7 @@ class ActorCell:
         self.mailbox.close()
         for _route, delivery in self.mailbox.drain():
             self.mailbox.dropped += 1
+            delivery.settle()
             if delivery.responder is not None:
                 await delivery.responder.respond_error(_stopped_error(self.id, "before handling"))
 
@@ -342,7 +343,10 @@ class ActorCell:
                         if self._stop_mode is not None or not await self._park():
                             break
                         continue
-                    error = await self._dispatch(item)
+                    try:
+                        error = await self._dispatch(item)
+                    finally:
+                        item[1].settle()
                     if error is not None:
                         break
         finally:

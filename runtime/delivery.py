@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import attrs
@@ -35,10 +36,19 @@ class Delivery:
 
     ``payload`` is the decoded message (an attrs instance or plain JSON data) and
     ``type_name`` its wire type (``Result``, ``Object``, ...). ``responder`` is set
-    for calls and ``None`` for one-way messages.
+    for calls and ``None`` for one-way messages. Every consumer calls
+    ``settle()`` once it is done with the delivery.
     """
 
-    __slots__ = ("exchange", "payload", "responder", "routing_key", "type_name")
+    __slots__ = (
+        "exchange",
+        "on_settled",
+        "payload",
+        "responder",
+        "routing_key",
+        "type_name",
+        "unsettled",
+    )
 
     def __init__(
         self,
@@ -53,6 +63,20 @@ class Delivery:
         self.payload = payload
         self.type_name = type_name
         self.responder = responder
+        self.on_settled: Callable[[], None] | None = None
+        self.unsettled = 0
+
+    def settle(self) -> None:
+        """Tell the bus one consumer is done with this delivery (handled, refused or dropped).
+
+        A bus that acknowledges deliveries (AMQP) does so once every consumer
+        it went to has settled; on the in-memory bus this does nothing.
+        """
+        if self.on_settled is not None:
+            self.unsettled -= 1
+            if self.unsettled <= 0:
+                callback, self.on_settled = self.on_settled, None
+                callback()
 
     @property
     def is_call(self) -> bool:

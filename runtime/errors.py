@@ -118,3 +118,19 @@ class RestartIntensityExceeded(RackbusError):
 
 class RuntimeClosed(RackbusError):
     """The runtime has stopped or has not been started."""
+
+
+class BusUnavailable(RackbusError, ConnectionError):
+    """The bus has no connection to its broker (at start, or during an outage)."""
+
+
+class ConnectionLost(BusUnavailable):
+    """The broker connection dropped while a call waited for its reply."""
+
+
+class PublishBufferFull(BusUnavailable):
+    """A publish during an outage found the bounded outage buffer full."""
+
+
+class PublishRefused(RackbusError):
+    """The broker refused a publish (negative confirm)."""

@@ -109,7 +109,7 @@ class Runtime:
         self._nursery_manager = trio.open_nursery()
         self._nursery = await self._nursery_manager.__aenter__()
         try:
-            await self.bus.start()
+            await self.bus.start(self._nursery)
             self._nursery.start_soon(self.retirer.run, name="rackbus idle retirer")
             await self._nursery.start(self._run_root)
         except BaseException as exc:

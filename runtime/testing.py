@@ -173,6 +173,7 @@ class Inbox:
                 await delivery.responder.respond_error(ErrorEvent.from_exception(exc, status=500))
             else:
                 await delivery.responder.respond(value)
+        delivery.settle()
         await trio.lowlevel.checkpoint()
 
     @property

@@ -7,6 +7,7 @@ Each test takes ``clock`` and ``bus``: in-process buses run on virtual time
 from collections.abc import AsyncIterator
 
 import pytest
+import trio
 import trio.testing
 
 from runtime import Bus, MemoryBus
@@ -25,12 +26,12 @@ def clock(bus_kind: str) -> trio.testing.MockClock | None:
 
 
 @pytest.fixture
-async def bus(bus_kind: str) -> AsyncIterator[Bus]:
+async def bus(bus_kind: str, nursery: trio.Nursery) -> AsyncIterator[Bus]:
     if bus_kind == "memory":
         made: Bus = MemoryBus()
     else:  # pragma: no cover - filled in by the next bus
         raise LookupError(bus_kind)
-    await made.start()
+    await made.start(nursery)
     try:
         yield made
     finally:
