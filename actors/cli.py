@@ -1,7 +1,8 @@
 """The ``rackbus`` command.
 
-* ``rackbus serve``: a runtime on the embedded in-memory bus with the
-  configuration and logging services, until SIGINT or SIGTERM;
+* ``rackbus serve [--amqp URL]``: a runtime on the embedded in-memory bus (or
+  on RabbitMQ) with the configuration and logging services, until SIGINT or
+  SIGTERM;
 * ``rackbus exchanges``: the nine exchanges and their routing keys, from the
   definitions in ``actors.exchanges``.
 """
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 
 import trio
 
-from runtime import MemoryBus, Restart, Runtime
+from runtime import AmqpBus, Bus, BusUnavailable, MemoryBus, Restart, Runtime
 
 from .exchanges import ALL
 from .services.config_store import SqliteConfigStore
@@ -55,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="where settings persist (default: $RACKBUS_STATE_DIR or ~/.local/state/rackbus)",
     )
+    serve.add_argument(
+        "--amqp",
+        metavar="URL",
+        default=None,
+        help="run on RabbitMQ at URL (amqp:// or amqps://; credentials may also come from "
+        "RACKBUS_AMQP_USER and RACKBUS_AMQP_PASSWORD) instead of the in-memory bus",
+    )
     serve.set_defaults(func=serve_command)
     exchanges = commands.add_parser(
         "exchanges", help="print the nine exchanges and their routing keys"
@@ -63,22 +71,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def serve(state_dir: pathlib.Path, ready: trio.Event | None = None) -> None:
+async def serve(state_dir: pathlib.Path, amqp: str | None = None) -> None:
     """Run the services until SIGINT or SIGTERM arrives."""
+    bus: Bus = MemoryBus() if amqp is None else AmqpBus(amqp, name="rackbus")
+    where = "the in-memory bus" if amqp is None else f"RabbitMQ at {bus}"
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with Runtime(MemoryBus(), name="rackbus") as runtime:
+        async with Runtime(bus, name="rackbus") as runtime:
             store = SqliteConfigStore(state_dir / "config.sqlite3")
             await runtime.spawn(
                 ConfigurationService, store, key=SERVICE_KEY, restart=Restart.PERMANENT
             )
             publisher = await start_logging(runtime)
             _console_only_while_bus_down(publisher)
-            log.info("runtime %r started on the in-memory bus", runtime.name)
+            log.info("runtime %r started on %s", runtime.name, where)
             log.info("configuration service: settings in %s", store.path)
             log.info("logging service: publishing on on.logging")
             log.info("ready; stop with SIGINT or SIGTERM")
-            if ready is not None:
-                ready.set()
             async for signum in signals:
                 log.info("received %s, stopping", signal.Signals(signum).name)
                 break
@@ -106,7 +114,11 @@ def _use_console_logging() -> None:
 
 def serve_command(args: argparse.Namespace) -> int:
     """``rackbus serve``."""
-    trio.run(serve, args.state_dir or default_state_dir())
+    try:
+        trio.run(serve, args.state_dir or default_state_dir(), args.amqp)
+    except BusUnavailable as exc:
+        log.error("%s", exc)
+        return 2
     return 0
 
 

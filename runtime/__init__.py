@@ -5,6 +5,7 @@ Generic: it knows nothing of RackHD, DHCP or nodes. Start with ``Runtime``,
 """
 
 from .actor import Actor, HandlerSpec, handler
+from .amqp_bus import AmqpBus, AmqpBusStatistics
 from .bus import DEFAULT_CALL_TIMEOUT, Binding, Bus, BusStatistics, Consumer
 from .codec import Codec
 from .context import ActorContext, ActorRef, ActorStatistics
@@ -14,13 +15,17 @@ from .errors import (
     ActorExists,
     ActorNotFound,
     ActorStartError,
+    BusUnavailable,
     CallTimeout,
+    ConnectionLost,
     DecodeError,
     EncodeError,
     InvalidRoutingKey,
     MailboxClosed,
     MailboxFull,
     NoResponder,
+    PublishBufferFull,
+    PublishRefused,
     PublishTimeout,
     RackbusError,
     RemoteError,
@@ -52,14 +57,18 @@ __all__ = [
     "ActorRef",
     "ActorStartError",
     "ActorStatistics",
+    "AmqpBus",
+    "AmqpBusStatistics",
     "Address",
     "Backoff",
     "Binding",
     "Bus",
+    "BusUnavailable",
     "BusStatistics",
     "CallTimeout",
     "Child",
     "Codec",
+    "ConnectionLost",
     "Consumer",
     "DecodeError",
     "Delivery",
@@ -76,6 +85,8 @@ __all__ = [
     "MemoryBus",
     "NoResponder",
     "Overflow",
+    "PublishBufferFull",
+    "PublishRefused",
     "PublishTimeout",
     "RackbusError",
     "RemoteError",

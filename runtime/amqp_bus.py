@@ -321,11 +321,11 @@ class AmqpBus(Bus):
 
     # -- publishing --------------------------------------------------------------------
 
-    def _properties(self, type_name: str, **extra: Any) -> Basic.Properties:
+    def _properties(self, type_name: str, *, persistent: bool, **extra: Any) -> Basic.Properties:
         return Basic.Properties(
             content_type=JSON,
             message_type=type_name,
-            delivery_mode=2 if self.persistent else 1,
+            delivery_mode=2 if persistent else 1,
             **extra,
         )
 
@@ -347,7 +347,12 @@ class AmqpBus(Bus):
         await self._declare(exchange)
         # mandatory, so that the broker tells us (and statistics count) what nobody receives
         record = _Publish(
-            exchange, routing_key, body, self._properties(type_name), mandatory=True, is_call=False
+            exchange,
+            routing_key,
+            body,
+            self._properties(type_name, persistent=self.persistent),
+            mandatory=True,
+            is_call=False,
         )
         deadline = math.inf if timeout is None else trio.current_time() + timeout
         self._counts["published"] += 1
@@ -382,7 +387,10 @@ class AmqpBus(Bus):
             exchange,
             routing_key,
             body,
-            self._properties(type_name, reply_to=REPLY_TO, correlation_id=correlation_id),
+            # a call is only worth its deadline: never written to disk
+            self._properties(
+                type_name, persistent=False, reply_to=REPLY_TO, correlation_id=correlation_id
+            ),
             mandatory=True,
             is_call=True,
         )
@@ -523,6 +531,7 @@ class _Core:
         self.buffer: deque[_Publish] = deque()
         self.closing = False
         self.supervisor: asyncio.Task[None] | None = None
+        self.consumer_tag: str | None = None
         self.rng = random.Random()
 
     # connection management
@@ -555,7 +564,8 @@ class _Core:
             )
             for exchange, pattern in self.bindings:
                 await channel.queue_bind(self.bus.queue, exchange, routing_key=pattern)
-            await channel.basic_consume(self.bus.queue, self._on_message, no_ack=False)
+            consumed = await channel.basic_consume(self.bus.queue, self._on_message, no_ack=False)
+            self.consumer_tag = consumed.consumer_tag
         except BaseException:
             await connection.close()
             raise
@@ -609,6 +619,8 @@ class _Core:
         self.buffer.clear()
         try:
             if self.channel is not None:
+                if self.consumer_tag:
+                    await asyncio.wait_for(self.channel.basic_cancel(self.consumer_tag), 5)
                 await asyncio.wait_for(self.channel.queue_delete(self.bus.queue), 5)
         except Exception as exc:
             log.info("could not delete queue %s: %s", self.bus.queue, exc)

@@ -114,7 +114,10 @@ class Runtime:
             await self._nursery.start(self._run_root)
         except BaseException as exc:
             self._nursery.cancel_scope.cancel()
-            await self._nursery_manager.__aexit__(type(exc), exc, exc.__traceback__)
+            try:
+                await self._nursery_manager.__aexit__(type(exc), exc, exc.__traceback__)
+            except BaseExceptionGroup as group:
+                _raise_single(group)
             raise
         return self
 
@@ -149,10 +152,7 @@ class Runtime:
         try:
             return bool(await self._nursery_manager.__aexit__(exc_type, exc, tb))
         except BaseExceptionGroup as group:
-            leaves = _leaves(group)
-            if len(leaves) == 1:
-                leaf = leaves[0]
-                raise leaf from leaf.__cause__
+            _raise_single(group)
             raise
 
     def _check_running(self) -> trio.Nursery:
@@ -326,6 +326,14 @@ def _check_key(key: str) -> None:
         raise InvalidRoutingKey(f"actor key must be 1-{MAX_KEY_LENGTH} characters, got {key!r}")
     if any(word in ("*", "#") for word in key.split(".")):
         raise InvalidRoutingKey(f"actor key {key!r} may not contain '*' or '#' words")
+
+
+def _raise_single(group: BaseExceptionGroup[BaseException]) -> None:
+    """Raise the group's only exception on its own, if it holds just one."""
+    leaves = _leaves(group)
+    if len(leaves) == 1:
+        leaf = leaves[0]
+        raise leaf from leaf.__cause__
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:

@@ -1,0 +1,70 @@
+"""``rackbus serve --amqp``: the services on RabbitMQ, and a clear refusal when it is not there."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+
+import trio
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+async def test_serve_on_rabbitmq_until_sigterm(tmp_path: pathlib.Path) -> None:
+    proc = await trio.lowlevel.open_process(
+        [
+            sys.executable,
+            "-m",
+            "actors.cli",
+            "serve",
+            "--state-dir",
+            str(tmp_path),
+            "--amqp",
+            "amqp://guest:guest@127.0.0.1:5672/",
+        ],
+        stderr=subprocess.PIPE,
+        env=ENV,
+    )
+    assert proc.stderr is not None
+    log = b""
+    with trio.fail_after(60):
+        while b"ready" not in log:
+            chunk = await proc.stderr.receive_some()
+            assert chunk, log.decode()
+            log += chunk
+        proc.send_signal(signal.SIGTERM)
+        code = await proc.wait()
+        log += b"".join([chunk async for chunk in proc.stderr])
+    text = log.decode()
+    assert code == 0, text
+    assert "started on RabbitMQ at AmqpBus('amqp://guest:***@127.0.0.1:5672/'" in text
+    assert "received SIGTERM" in text
+    assert "guest:guest" not in text
+
+
+def test_an_unreachable_broker_fails_start_up_naming_the_url_without_the_password(
+    tmp_path: pathlib.Path,
+) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "actors.cli",
+            "serve",
+            "--state-dir",
+            str(tmp_path),
+            "--amqp",
+            "amqp://admin:hunter2secret@127.0.0.1:1/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
+    )
+    assert done.returncode == 2
+    assert "cannot connect to amqp://admin:***@127.0.0.1:1/" in done.stderr
+    assert "hunter2secret" not in done.stderr + done.stdout
