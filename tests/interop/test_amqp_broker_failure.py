@@ -9,7 +9,6 @@ clear error instead of hanging.
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 
 import attrs
@@ -86,8 +85,9 @@ async def test_confirmed_publishes_survive_connection_loss_and_a_broker_restart(
                 while not outage_over.is_set():
                     start = trio.current_time()
                     try:
-                        await rt.call(Address("on.failover", f"methods.ping.{key}"), Event(1),
-                                      timeout=2)
+                        await rt.call(
+                            Address("on.failover", f"methods.ping.{key}"), Event(1), timeout=2
+                        )
                         call_outcomes.append("ok")
                     except (BusUnavailable, ConnectionLost, CallTimeout, NoResponder) as exc:
                         call_outcomes.append(type(exc).__name__)
