@@ -532,6 +532,10 @@ class _Core:
         self.closing = False
         self.supervisor: asyncio.Task[None] | None = None
         self.consumer_tag: str | None = None
+        self.received: deque[int] = deque()
+        self.settled: set[int] = set()
+        self.ack_upto = 0
+        self.ack_scheduled = False
         self.rng = random.Random()
 
     # connection management
@@ -564,13 +568,16 @@ class _Core:
             )
             for exchange, pattern in self.bindings:
                 await channel.queue_bind(self.bus.queue, exchange, routing_key=pattern)
+            self.generation += 1  # acks of deliveries from an older channel are void
+            self.received.clear()
+            self.settled.clear()
+            self.ack_upto = 0
             consumed = await channel.basic_consume(self.bus.queue, self._on_message, no_ack=False)
             self.consumer_tag = consumed.consumer_tag
         except BaseException:
             await connection.close()
             raise
         self.connection, self.channel = connection, channel
-        self.generation += 1
         self.connected = True
         while self.buffer:
             self._start_publish(self.buffer.popleft())
@@ -721,18 +728,40 @@ class _Core:
         self.bus._thread.to_trio(record.finish, error)
 
     def ack(self, generation: int, tag: int) -> None:
-        if generation == self.generation and self.connected and self.channel is not None:
-            asyncio.get_running_loop().create_task(self._ack(self.channel, tag))
+        """Acknowledge a settled delivery; acks go out as one ``multiple`` ack per batch.
+
+        Deliveries settle out of order, so only the longest prefix of received
+        tags that are all settled is acknowledged (``multiple=True`` up to its
+        last tag); the rest wait for the ones before them.
+        """
+        if generation != self.generation or not self.connected:
+            return
+        self.settled.add(tag)
+        last = None
+        while self.received and self.received[0] in self.settled:
+            last = self.received.popleft()
+            self.settled.discard(last)
+        if last is not None:
+            self.ack_upto = last
+            if not self.ack_scheduled:
+                self.ack_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush_acks)
+
+    def _flush_acks(self) -> None:
+        self.ack_scheduled = False
+        if self.channel is not None and self.ack_upto:
+            asyncio.get_running_loop().create_task(self._ack(self.channel, self.ack_upto))
 
     async def _ack(self, channel: aiormq.abc.AbstractChannel, tag: int) -> None:
         try:
-            await channel.basic_ack(tag)
-        except Exception as exc:  # the message comes again after the reconnect
-            log.debug("ack %d failed: %s", tag, exc)
+            await channel.basic_ack(tag, multiple=True)
+        except Exception as exc:  # the messages come again after the reconnect
+            log.debug("ack up to %d failed: %s", tag, exc)
 
     # deliveries (aiormq callbacks, one asyncio task each)
 
     async def _on_message(self, message: DeliveredMessage) -> None:
+        self.received.append(message.delivery.delivery_tag)  # type: ignore[union-attr,arg-type]
         self.bus._thread.to_trio(self.bus._incoming_send.send_nowait, (message, self.generation))
 
     async def _on_reply(self, message: DeliveredMessage) -> None:
