@@ -15,7 +15,11 @@ exchange work in batches. Topology and delivery:
   every local consumer settled them (handled, refused or dropped), so delivery
   is at least once: after a reconnect, unacknowledged messages come again;
 * calls go out ``mandatory`` with ``reply_to`` set to direct reply-to and a
-  ``correlation_id``; a ``basic.return`` is an immediate ``NoResponder``;
+  ``correlation_id``; a ``basic.return`` is an immediate ``NoResponder``.
+  RackHD's own services answer without a ``correlation_id`` (each of its
+  calls had a reply queue of its own): to call them, create the bus with
+  ``reply_queue_per_call=True``, which does the same at the cost of a queue
+  declared and deleted per call; unmatched replies are counted and logged;
   replies travel as RackHD does (``Result {value}``, ``ErrorEvent``, or an
   envelope such as ``MacAddress``), the value's own type in a header;
 * when the connection drops, the bus reconnects with exponential backoff and
@@ -92,6 +96,7 @@ class AmqpBusStatistics(BusStatistics):
     buffered: int
     unconfirmed: int
     redelivered: int
+    unmatched_replies: int
 
 
 class _Publish:
@@ -216,6 +221,7 @@ class AmqpBus(Bus):
         connect_timeout: float = 10.0,
         reconnect: Backoff = RECONNECT_BACKOFF,
         ssl_context: ssl.SSLContext | None = None,
+        reply_queue_per_call: bool = False,
     ) -> None:
         self.address = AmqpAddress.resolve(url, heartbeat=heartbeat, ssl_context=ssl_context)
         self.codec = codec if codec is not None else Codec()
@@ -226,6 +232,7 @@ class AmqpBus(Bus):
         self.queue_expires = queue_expires
         self.connect_timeout = connect_timeout
         self.reconnect = reconnect
+        self.reply_queue_per_call = reply_queue_per_call
         self.queue = f"rackbus.{name}.{uuid.uuid4().hex[:12]}"
         self._thread = AsyncioThread(f"rackbus-amqp-{name}")
         self._core = _Core(self)
@@ -247,6 +254,7 @@ class AmqpBus(Bus):
                 "calls_timed_out",
                 "no_responder",
                 "redelivered",
+                "unmatched_replies",
             ),
             0,
         )
@@ -383,20 +391,28 @@ class AmqpBus(Bus):
             )
         correlation_id = uuid.uuid4().hex
         pending = self._calls[correlation_id] = _PendingReply()
-        record = _Publish(
-            exchange,
-            routing_key,
-            body,
-            # a call is only worth its deadline: never written to disk
-            self._properties(
-                type_name, persistent=False, reply_to=REPLY_TO, correlation_id=correlation_id
-            ),
-            mandatory=True,
-            is_call=True,
-        )
         deadline = trio.current_time() + timeout
+        reply_queue: str | None = None
         try:
             with trio.move_on_at(deadline):
+                if self.reply_queue_per_call:
+                    reply_queue = await self._thread.call(
+                        self._core.open_reply_queue, correlation_id
+                    )
+                record = _Publish(
+                    exchange,
+                    routing_key,
+                    body,
+                    # a call is only worth its deadline: never written to disk
+                    self._properties(
+                        type_name,
+                        persistent=False,
+                        reply_to=reply_queue or REPLY_TO,
+                        correlation_id=correlation_id,
+                    ),
+                    mandatory=True,
+                    is_call=True,
+                )
                 try:
                     await self._send(record, deadline)
                 except _Returned:
@@ -405,6 +421,8 @@ class AmqpBus(Bus):
                 await pending.event.wait()
         finally:
             del self._calls[correlation_id]
+            if reply_queue is not None:
+                self._thread.to_asyncio(self._core.close_reply_queue, reply_queue)
         if not pending.event.is_set():
             self._counts["calls_timed_out"] += 1
             raise CallTimeout(exchange, routing_key, timeout)
@@ -416,11 +434,13 @@ class AmqpBus(Bus):
 
     # -- receiving (Trio side) -------------------------------------------------------
 
-    def _on_reply(self, message: DeliveredMessage) -> None:
+    def _on_reply(self, message: DeliveredMessage, correlation_id: str | None = None) -> None:
         props = message.header.properties
-        pending = self._calls.get(props.correlation_id or "")
+        pending = self._calls.get(correlation_id or props.correlation_id or "")
         if pending is None:
-            return  # late, or for a call that timed out
+            self._counts["unmatched_replies"] += 1
+            log.info("dropped a reply that matches no waiting call (late, or no correlation_id)")
+            return
         try:
             value = self._decode_reply(props, message.body)
         except DecodeError as exc:
@@ -512,6 +532,7 @@ class AmqpBus(Bus):
             buffered=len(core.buffer),
             unconfirmed=core.unconfirmed,
             redelivered=self._counts["redelivered"],
+            unmatched_replies=self._counts["unmatched_replies"],
         )
 
 
@@ -653,6 +674,30 @@ class _Core:
         self.bindings.discard((exchange, pattern))
         if self.connected and self.channel is not None:
             await self.channel.queue_unbind(self.bus.queue, exchange, routing_key=pattern)
+
+    async def open_reply_queue(self, correlation_id: str) -> str:
+        """An exclusive queue for one call's reply, as RackHD used (``reply_queue_per_call``)."""
+        if not self.connected or self.channel is None:
+            raise BusUnavailable(f"no connection to {self.bus.address.safe}; call refused")
+        declared = await self.channel.queue_declare("", exclusive=True, auto_delete=True)
+        name = declared.queue
+        assert name is not None
+
+        async def on_reply(message: DeliveredMessage) -> None:
+            self.bus._thread.to_trio(self.bus._on_reply, message, correlation_id)
+
+        await self.channel.basic_consume(name, on_reply, no_ack=True)
+        return name
+
+    def close_reply_queue(self, name: str) -> None:
+        if self.connected and self.channel is not None:
+            asyncio.get_running_loop().create_task(self._delete_queue(self.channel, name))
+
+    async def _delete_queue(self, channel: aiormq.abc.AbstractChannel, name: str) -> None:
+        try:
+            await channel.queue_delete(name)
+        except Exception as exc:
+            log.debug("deleting reply queue %s failed: %s", name, exc)
 
     # publishing and acks (queued from Trio through AsyncioThread.to_asyncio)
 
