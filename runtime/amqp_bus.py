@@ -195,13 +195,11 @@ class _Responder:
             correlation_id=self.correlation_id,
             headers=headers or None,
         )
-        try:
-            await self.bus._send(
-                _Publish("", self.reply_to, body, properties, mandatory=False, is_call=True),
-                math.inf,
-            )
-        except Exception as exc:
-            log.warning("reply to %s lost: %s", self.reply_to, self.bus.address.scrub(str(exc)))
+        # Replies are not awaited: the caller's deadline covers them, and the
+        # handler's next message need not wait for the broker's confirm.
+        record = _Publish("", self.reply_to, body, properties, mandatory=False, is_call=True)
+        self.bus._thread.to_asyncio(self.bus._core.publish, record)
+        await trio.lowlevel.checkpoint()
 
 
 class AmqpBus(Bus):
