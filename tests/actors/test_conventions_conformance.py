@@ -8,8 +8,6 @@ from __future__ import annotations
 import pathlib
 import re
 import sys
-import typing
-from typing import Any
 
 import attrs
 import orjson
@@ -19,7 +17,8 @@ from hypothesis import strategies as st
 
 from actors.convention import KeyDef, Kind
 from actors.exchanges import ALL
-from runtime import Codec, IpAddress, MacAddress
+from runtime import Codec
+from tests.strategies import for_type
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SEED = ROOT / "docs" / "amqp-conventions.rst"
@@ -132,52 +131,6 @@ def test_keys_build_and_parse(key: KeyDef) -> None:
 
 # -- payload classes ---------------------------------------------------------------
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=10),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
-SPECIAL: dict[Any, st.SearchStrategy[Any]] = {
-    IpAddress: st.ip_addresses(v=4).map(lambda ip: IpAddress(str(ip))),
-    MacAddress: st.binary(min_size=6, max_size=6).map(
-        lambda b: MacAddress(":".join(f"{x:02x}" for x in b))
-    ),
-}
-
-
-def strategy_for(tp: Any) -> st.SearchStrategy[Any]:
-    if tp in SPECIAL:
-        return SPECIAL[tp]
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp is Any or tp is dict or tp is object:
-        return JSON
-    if origin in (typing.Union, __import__("types").UnionType):
-        return st.one_of([strategy_for(arg) for arg in args])
-    if tp is type(None):
-        return st.none()
-    if origin is list or (origin is tuple and args[-1:] == (Ellipsis,)):
-        built = st.lists(strategy_for(args[0]), max_size=3)
-        return built if origin is list else built.map(tuple)
-    if origin is dict:
-        return st.dictionaries(strategy_for(args[0]), strategy_for(args[1]), max_size=3)
-    if origin is typing.Literal:
-        return st.sampled_from(args)
-    if tp is str:
-        return st.text(max_size=12)
-    if tp is bool:
-        return st.booleans()
-    if tp is int:
-        return st.integers(-(2**53), 2**53)
-    if tp is float:
-        return st.floats(allow_nan=False, allow_infinity=False, width=32)
-    if attrs.has(tp):
-        hints = typing.get_type_hints(tp)
-        fields = {f.name: strategy_for(hints[f.name]) for f in attrs.fields(tp) if f.init}
-        return st.fixed_dictionaries(fields).map(lambda kw: tp(**kw))
-    raise NotImplementedError(f"no strategy for {tp!r}")
-
 
 def payload_classes() -> list[type]:
     seen: dict[str, type] = {}
@@ -195,7 +148,7 @@ def test_payload_round_trip_and_wire_shape(cls: type, data: st.DataObject) -> No
     codec = Codec()
     if codec.lookup(getattr(cls, "__rackbus_type__", "")) is None:
         codec.register(cls)
-    value = data.draw(strategy_for(cls))
+    value = data.draw(for_type(cls))
     type_name, body = codec.encode(value)
     assert type_name == cls.__rackbus_type__  # type: ignore[attr-defined]
     assert codec.decode(type_name, body) == value

@@ -28,21 +28,14 @@ from actors.exchanges.http import HttpClient
 from actors.exchanges.scheduler import SchedulerClient, ScheduleReply, ScheduleRequest
 from runtime import Codec, IpAddress, MacAddress, Runtime
 from runtime.testing import Inbox
+from tests import strategies
 
 ips = st.ip_addresses(v=4).map(str)
 macs = st.binary(min_size=6, max_size=6).map(lambda b: ":".join(f"{x:02x}" for x in b))
 ids = st.from_regex(r"[A-Za-z0-9_\-:@]{1,40}", fullmatch=True)
 ints = st.integers(min_value=0, max_value=2**53)
 ms = st.floats(min_value=0, max_value=1e7).map(lambda x: f"{x:.3f}")
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
-    max_leaves=8,
-)
+json_values = strategies.json_values()
 json_objects = st.dictionaries(st.text(), json_values, max_size=4)
 
 BY_NAME: dict[str, st.SearchStrategy[Any]] = {

@@ -15,27 +15,9 @@ from actors.exchanges import task as t
 from actors.exchanges import task_graph_runner as g
 from runtime import CallTimeout, Codec, Result, Runtime
 from runtime.testing import Inbox
+from tests.strategies import json_values
 
 # -- strategies ----------------------------------------------------------------
-
-
-def json_values() -> st.SearchStrategy[Any]:
-    """JSON values that survive an orjson round trip unchanged."""
-    scalars = (
-        st.none()
-        | st.booleans()
-        | st.integers(min_value=-(2**63), max_value=2**63 - 1)
-        | st.floats(allow_nan=False, allow_infinity=False)
-        | st.text(max_size=12)
-    )
-    return st.recursive(
-        scalars,
-        lambda children: (
-            st.lists(children, max_size=4)
-            | st.dictionaries(st.text(max_size=8), children, max_size=4)
-        ),
-        max_leaves=10,
-    )
 
 
 objects = st.dictionaries(st.text(max_size=8), json_values(), max_size=4)

@@ -24,6 +24,7 @@ from runtime.codec import (
     wire_type_name,
 )
 from runtime.errors import DecodeError, EncodeError, RemoteError
+from tests.strategies import ipv4_texts, json_objects, json_values, mac_texts
 
 # ----------------------------------------------------------------------------- test messages
 
@@ -87,40 +88,6 @@ REGISTERED: list[tuple[str, type]] = [
 
 
 # ----------------------------------------------------------------------------- strategies
-
-
-def json_values() -> st.SearchStrategy[Any]:
-    """Any JSON value orjson writes and reads back unchanged."""
-    scalars = (
-        st.none()
-        | st.booleans()
-        | st.integers(min_value=-(2**63), max_value=2**63 - 1)
-        | st.floats(allow_nan=False, allow_infinity=False)
-        | st.text(max_size=12)
-    )
-    return st.recursive(
-        scalars,
-        lambda children: (
-            st.lists(children, max_size=4)
-            | st.dictionaries(st.text(max_size=8), children, max_size=4)
-        ),
-        max_leaves=10,
-    )
-
-
-def json_objects() -> st.SearchStrategy[dict[str, Any]]:
-    return st.dictionaries(st.text(max_size=8), json_values(), max_size=4)
-
-
-ipv4_texts = st.ip_addresses(v=4).map(str)
-
-
-@st.composite
-def mac_texts(draw: st.DrawFn) -> str:
-    octets = draw(st.lists(st.integers(0, 255), min_size=6, max_size=6))
-    upper = draw(st.booleans())
-    text = ":".join(f"{octet:02x}" for octet in octets)
-    return text.upper() if upper else text
 
 
 texts = st.text(max_size=20)
