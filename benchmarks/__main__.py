@@ -1,6 +1,8 @@
 """``python -m benchmarks``: run every benchmark with sizes that fit a 2-core machine."""
 
-from benchmarks import bench_runtime
+from benchmarks import bench_amqp, bench_runtime
 
 if __name__ == "__main__":
     bench_runtime.main()
+    # needs a broker; without one it says so and is skipped
+    bench_amqp.main(skip_without_broker=True)
