@@ -105,7 +105,8 @@ class BusLogHandler(logging.Handler):
         if log_exchange.RANK[level_name(record.levelno)] < log_exchange.RANK[publisher.min_level]:
             return
         if _publishing.get():
-            return  # a record raised while publishing one: do not feed the loop
+            publisher.dropped += 1  # raised while publishing a record: counted, not looped
+            return
         try:
             event = to_event(record, name=publisher.name, host=publisher.host)
         except Exception:
