@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -637,6 +638,8 @@ def main(*, skip_without_broker: bool = False) -> None:
     if skip_without_broker and not asyncio.run(broker_reachable(str(address.url))):
         print(f"rackbus AMQP benchmarks skipped: no broker at {address.safe}")
         return
+    # a run stopped by SIGTERM (say, by `timeout`) still deletes what it created
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     bench(address, args.quick)
 
 
