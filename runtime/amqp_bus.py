@@ -38,6 +38,7 @@ import random
 import ssl
 import uuid
 from collections import deque
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import aiormq
@@ -110,6 +111,7 @@ class _Publish:
         "exchange",
         "is_call",
         "mandatory",
+        "on_failure",
         "properties",
         "routing_key",
     )
@@ -133,10 +135,14 @@ class _Publish:
         self.done = trio.Event()
         self.error: BaseException | None = None
         self.abandoned = False
+        self.on_failure: Callable[[BaseException], None] | None = None
+        """When set, success is not reported back (a call waits for its reply instead)."""
 
     def finish(self, error: BaseException | None) -> None:
         self.error = error
         self.done.set()
+        if error is not None and self.on_failure is not None:
+            self.on_failure(error)
 
 
 class _Returned(Exception):
@@ -337,8 +343,11 @@ class AmqpBus(Bus):
 
     async def _send(self, record: _Publish, deadline: float) -> None:
         self._thread.to_asyncio(self._core.publish, record)
-        with trio.move_on_at(deadline):
+        if deadline == math.inf:  # no cancel scope on the common path: it costs as much as a hop
             await record.done.wait()
+        else:
+            with trio.move_on_at(deadline):
+                await record.done.wait()
         if not record.done.is_set():
             record.abandoned = True
             raise PublishTimeout(record.exchange, record.routing_key, 0.0)
@@ -411,19 +420,21 @@ class AmqpBus(Bus):
                     mandatory=True,
                     is_call=True,
                 )
-                try:
-                    await self._send(record, deadline)
-                except _Returned:
-                    self._counts["no_responder"] += 1
-                    raise NoResponder(exchange, routing_key) from None
+                # the reply settles the call; the publish reports back only if it failed
+                record.on_failure = lambda error: pending.settle(error=error)
+                self._thread.to_asyncio(self._core.publish, record)
                 await pending.event.wait()
         finally:
             del self._calls[correlation_id]
             if reply_queue is not None:
                 self._thread.to_asyncio(self._core.close_reply_queue, reply_queue)
         if not pending.event.is_set():
+            record.abandoned = True
             self._counts["calls_timed_out"] += 1
             raise CallTimeout(exchange, routing_key, timeout)
+        if isinstance(pending.error, _Returned):
+            self._counts["no_responder"] += 1
+            raise NoResponder(exchange, routing_key)
         if pending.error is not None:
             raise pending.error
         if returns is None:
@@ -768,6 +779,8 @@ class _Core:
         self.unconfirmed -= 1
 
     def _finish(self, record: _Publish, error: BaseException | None) -> None:
+        if error is None and record.on_failure is not None:
+            return  # a call's request: its reply settles it, no crossing needed
         self.bus._thread.to_trio(record.finish, error)
 
     def ack(self, generation: int, tag: int) -> None:
