@@ -97,17 +97,7 @@ class MemoryBus(Bus):
         self._index(exchange).add(pattern, binding)
         return binding
 
-    def bind_nowait(self, exchange: str, pattern: str, consumer: Consumer) -> Binding:
-        """Synchronous ``bind``: the in-memory bus never waits to bind."""
-        binding = Binding(exchange, check_pattern(pattern), consumer)
-        self._index(exchange).add(pattern, binding)
-        return binding
-
     async def unbind(self, binding: Binding) -> None:
-        self.unbind_nowait(binding)
-
-    def unbind_nowait(self, binding: Binding) -> None:
-        """Synchronous ``unbind``."""
         index = self._exchanges.get(binding.exchange)
         if index is not None:
             index.remove(binding.pattern, binding)

@@ -99,7 +99,6 @@ class Runtime:
         self._nursery: trio.Nursery | None = None
         self._messages_out = 0
         self._counter = itertools.count(1)
-        self._stopped_crashes = 0
 
     # -- lifecycle ---------------------------------------------------------
 
