@@ -140,21 +140,26 @@ async def raw_idle_tasks(n: int, measure_memory: bool) -> float:
 # -- rackbus ----------------------------------------------------------------------
 
 
+async def flood(rt: Runtime, key: str, n: int) -> float:
+    """Seconds to publish n messages to a new ``Counter`` under ``key`` until it handled them."""
+    ref = await rt.spawn(Counter, key=key)
+    actor = ref._cell.actor
+    assert isinstance(actor, Counter)
+    actor.expected = n
+    item = Ping(0)
+
+    async def run() -> None:
+        for _ in range(n):
+            await rt.publish(EX, f"node.{key}", item)
+        await actor.done.wait()
+
+    return await timed(run)
+
+
 async def rackbus_tell(n: int) -> float:
     """Messages per second through publish -> routing -> mailbox -> handler."""
     async with Runtime() as rt:
-        ref = await rt.spawn(Counter, key="c")
-        actor = ref._cell.actor
-        assert isinstance(actor, Counter)
-        actor.expected = n
-        item = Ping(0)
-
-        async def run() -> None:
-            for _ in range(n):
-                await rt.publish(EX, "node.c", item)
-            await actor.done.wait()
-
-        return n / await timed(run)
+        return n / await flood(rt, "c", n)
 
 
 async def rackbus_call(n: int) -> float:
@@ -197,18 +202,7 @@ async def publish_cost(n: int, exact: int, wildcard: int) -> float:
             # patterns that share words with the target key, so the trie is really walked
             pattern = f"node.*.alert{i}" if i % 2 else f"#.w{i}"
             await rt.bus.bind(EX, pattern, _Sink())
-        ref = await rt.spawn(Counter, key="target")
-        actor = ref._cell.actor
-        assert isinstance(actor, Counter)
-        actor.expected = n
-        item = Ping(0)
-
-        async def run() -> None:
-            for _ in range(n):
-                await rt.publish(EX, "node.target", item)
-            await actor.done.wait()
-
-        return await timed(run) / n
+        return await flood(rt, "target", n) / n
 
 
 class _Sink:
