@@ -56,11 +56,12 @@ from .bus import (
     Bus,
     BusStatistics,
     Consumer,
+    RoutingTable,
     check_exchange,
     check_timeout,
 )
 from .codec import Codec
-from .delivery import Delivery
+from .delivery import Delivery, PendingCall
 from .envelopes import ErrorEvent, IpAddress, LogEvent, MacAddress, Result
 from .errors import (
     BusUnavailable,
@@ -74,7 +75,7 @@ from .errors import (
 )
 from .message import wire_type_name
 from .supervisor import Backoff
-from .topic import TopicIndex, check_key, check_pattern
+from .topic import check_key, check_pattern
 
 log = logging.getLogger("rackbus.amqp")
 
@@ -147,22 +148,6 @@ class _Publish:
 
 class _Returned(Exception):
     """The broker returned a mandatory message: nothing is bound to its key."""
-
-
-class _PendingReply:
-    """The caller's side of a call on the broker."""
-
-    __slots__ = ("error", "event", "value")
-
-    def __init__(self) -> None:
-        self.event = trio.Event()
-        self.value: Any = None
-        self.error: BaseException | None = None
-
-    def settle(self, value: Any = None, error: BaseException | None = None) -> None:
-        if not self.event.is_set():
-            self.value, self.error = value, error
-            self.event.set()
 
 
 class _Responder:
@@ -240,10 +225,10 @@ class AmqpBus(Bus):
         self.queue = f"rackbus.{name}.{uuid.uuid4().hex[:12]}"
         self._thread = AsyncioThread(f"rackbus-amqp-{name}")
         self._core = _Core(self)
-        self._indexes: dict[str, TopicIndex[Binding]] = {}
+        self._routes = RoutingTable()
         self._amqp_bindings: dict[tuple[str, str], int] = {}
         self._declared: set[str] = set()
-        self._calls: dict[str, _PendingReply] = {}
+        self._calls: dict[str, PendingCall] = {}
         self._incoming_send, self._incoming = trio.open_memory_channel[
             tuple[DeliveredMessage, int]
         ](math.inf)
@@ -298,12 +283,6 @@ class AmqpBus(Bus):
 
     # -- bindings --------------------------------------------------------------------
 
-    def _index(self, exchange: str) -> TopicIndex[Binding]:
-        index = self._indexes.get(exchange)
-        if index is None:
-            index = self._indexes[check_exchange(exchange)] = TopicIndex()
-        return index
-
     async def _declare(self, exchange: str) -> None:
         if exchange not in self._declared:
             check_exchange(exchange)
@@ -313,7 +292,7 @@ class AmqpBus(Bus):
     async def bind(self, exchange: str, pattern: str, consumer: Consumer) -> Binding:
         binding = Binding(exchange, check_pattern(pattern), consumer)
         await self._declare(exchange)
-        self._index(exchange).add(pattern, binding)
+        self._routes.index(exchange).add(pattern, binding)
         key = (exchange, pattern)
         self._amqp_bindings[key] = self._amqp_bindings.get(key, 0) + 1
         if self._amqp_bindings[key] == 1:
@@ -321,7 +300,7 @@ class AmqpBus(Bus):
         return binding
 
     async def unbind(self, binding: Binding) -> None:
-        index = self._indexes.get(binding.exchange)
+        index = self._routes.get(binding.exchange)
         if index is None or not index.remove(binding.pattern, binding):
             await trio.lowlevel.checkpoint()
             return
@@ -397,7 +376,7 @@ class AmqpBus(Bus):
                 f"call to {exchange}/{routing_key} refused: no connection to {self.address.safe}"
             )
         correlation_id = uuid.uuid4().hex
-        pending = self._calls[correlation_id] = _PendingReply()
+        pending = self._calls[correlation_id] = PendingCall()
         deadline = trio.current_time() + timeout
         reply_queue: str | None = None
         try:
@@ -511,7 +490,7 @@ class AmqpBus(Bus):
                 )
             ack()
             return
-        index = self._indexes.get(exchange)
+        index = self._routes.get(exchange)
         targets = index.match(routing_key) if index is not None else ()
         if not targets:
             self._counts["unroutable"] += 1
@@ -529,7 +508,7 @@ class AmqpBus(Bus):
     def statistics(self) -> AmqpBusStatistics:
         core = self._core
         return AmqpBusStatistics(
-            bindings=sum(len(index) for index in self._indexes.values()),
+            bindings=len(self._routes),
             published=self._counts["published"],
             delivered=self._counts["delivered"],
             unroutable=self._counts["unroutable"],

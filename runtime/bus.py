@@ -19,6 +19,7 @@ import trio
 
 from .codec import Codec
 from .delivery import Delivery
+from .topic import TopicIndex
 
 T = TypeVar("T")
 
@@ -55,6 +56,31 @@ class BusStatistics:
     calls: int
     calls_timed_out: int
     no_responder: int
+
+
+class RoutingTable:
+    """A bus's local bindings: one ``TopicIndex`` per exchange."""
+
+    def __init__(self) -> None:
+        self._indexes: dict[str, TopicIndex[Binding]] = {}
+
+    def index(self, exchange: str) -> TopicIndex[Binding]:
+        """The exchange's index, made on first use (the name is checked then)."""
+        index = self._indexes.get(exchange)
+        if index is None:
+            index = self._indexes[check_exchange(exchange)] = TopicIndex()
+        return index
+
+    def get(self, exchange: str) -> TopicIndex[Binding] | None:
+        """The exchange's index if anything was ever bound or sent there."""
+        return self._indexes.get(exchange)
+
+    def __len__(self) -> int:
+        return sum(len(index) for index in self._indexes.values())
+
+    def clear(self) -> None:
+        """Forget every binding."""
+        self._indexes.clear()
 
 
 def check_exchange(name: str) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import attrs
+import trio
 
 from .envelopes import ErrorEvent
 
@@ -86,3 +87,38 @@ class Delivery:
     def __repr__(self) -> str:
         kind = "call" if self.responder is not None else "message"
         return f"<Delivery {kind} {self.exchange}/{self.routing_key} type={self.type_name}>"
+
+
+class PendingCall:
+    """The caller's side of one call: the first answer settles it, later ones are ignored.
+
+    It is also the ``Responder`` of an in-process call: ``respond`` settles it
+    with ``copy(value)`` and ``respond_error`` with the error raised again as
+    ``RemoteError``.
+    """
+
+    __slots__ = ("_copy", "error", "event", "value")
+
+    def __init__(self, copy: Callable[[object], object] | None = None) -> None:
+        self._copy = copy
+        self.event = trio.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    @property
+    def settled(self) -> bool:
+        """True once an answer (or an error) arrived."""
+        return self.event.is_set()
+
+    def settle(self, value: Any = None, error: BaseException | None = None) -> None:
+        """Record the first answer and wake the caller; later answers are ignored."""
+        if not self.event.is_set():
+            self.value, self.error = value, error
+            self.event.set()
+
+    async def respond(self, value: object) -> None:
+        if not self.event.is_set():
+            self.settle(self._copy(value) if self._copy is not None else value)
+
+    async def respond_error(self, error: ErrorEvent) -> None:
+        self.settle(error=error.to_error())

@@ -20,54 +20,16 @@ from .bus import (
     Bus,
     BusStatistics,
     Consumer,
-    check_exchange,
+    RoutingTable,
     check_timeout,
 )
 from .codec import Codec
-from .delivery import Delivery
-from .envelopes import ErrorEvent
+from .delivery import Delivery, PendingCall
 from .errors import CallTimeout, NoResponder, PublishTimeout
 from .message import wire_type_name
-from .topic import TopicIndex, check_key, check_pattern
+from .topic import check_key, check_pattern
 
 T = TypeVar("T")
-
-
-class _PendingCall:
-    """The caller's side of one call: the first answer settles it, later ones are ignored."""
-
-    __slots__ = ("_codec", "_error", "_event", "_settled", "_value")
-
-    def __init__(self, codec: Codec) -> None:
-        self._codec = codec
-        self._event = trio.Event()
-        self._value: Any = None
-        self._error: ErrorEvent | None = None
-        self._settled = False
-
-    async def respond(self, value: object) -> None:
-        if not self._settled:
-            self._value = self._codec.copy(value)
-            self._settle()
-
-    async def respond_error(self, error: ErrorEvent) -> None:
-        if not self._settled:
-            self._error = error
-            self._settle()
-
-    def _settle(self) -> None:
-        self._settled = True
-        self._event.set()
-
-    async def wait(self) -> None:
-        await self._event.wait()
-
-    def result(self, returns: type[T] | None) -> Any:
-        if self._error is not None:
-            raise self._error.to_error()
-        if returns is None:
-            return self._value
-        return self._codec.convert(self._value, returns)
 
 
 class MemoryBus(Bus):
@@ -75,7 +37,7 @@ class MemoryBus(Bus):
 
     def __init__(self, codec: Codec | None = None) -> None:
         self.codec = codec if codec is not None else Codec()
-        self._exchanges: dict[str, TopicIndex[Binding]] = {}
+        self._routes = RoutingTable()
         self._published = 0
         self._delivered = 0
         self._unroutable = 0
@@ -83,22 +45,16 @@ class MemoryBus(Bus):
         self._calls_timed_out = 0
         self._no_responder = 0
 
-    def _index(self, exchange: str) -> TopicIndex[Binding]:
-        index = self._exchanges.get(exchange)
-        if index is None:
-            index = self._exchanges[check_exchange(exchange)] = TopicIndex()
-        return index
-
     async def aclose(self) -> None:
-        self._exchanges.clear()
+        self._routes.clear()
 
     async def bind(self, exchange: str, pattern: str, consumer: Consumer) -> Binding:
         binding = Binding(exchange, check_pattern(pattern), consumer)
-        self._index(exchange).add(pattern, binding)
+        self._routes.index(exchange).add(pattern, binding)
         return binding
 
     async def unbind(self, binding: Binding) -> None:
-        index = self._exchanges.get(binding.exchange)
+        index = self._routes.get(binding.exchange)
         if index is not None:
             index.remove(binding.pattern, binding)
 
@@ -110,7 +66,7 @@ class MemoryBus(Bus):
         *,
         timeout: float | None = None,
     ) -> None:
-        targets = self._index(exchange).match(check_key(routing_key))
+        targets = self._routes.index(exchange).match(check_key(routing_key))
         payload = self.codec.copy(message)
         self._published += 1
         if not targets:
@@ -136,14 +92,14 @@ class MemoryBus(Bus):
         returns: type[T] | None = None,
     ) -> Any:
         check_timeout(timeout)
-        targets = self._index(exchange).match(check_key(routing_key))
+        targets = self._routes.index(exchange).match(check_key(routing_key))
         self._calls += 1
         if not targets:
             self._no_responder += 1
             await trio.lowlevel.checkpoint()
             raise NoResponder(exchange, routing_key)
         payload = self.codec.copy(message)
-        pending = _PendingCall(self.codec)
+        pending = PendingCall(self.codec.copy)
         delivery = Delivery(exchange, routing_key, payload, wire_type_name(message), pending)
         deadline = trio.current_time() + timeout
         with trio.move_on_at(deadline) as scope:
@@ -153,15 +109,19 @@ class MemoryBus(Bus):
             except trio.TooSlowError:
                 scope.cancel()
             else:
-                await pending.wait()
-        if not pending._settled:
+                await pending.event.wait()
+        if not pending.settled:
             self._calls_timed_out += 1
             raise CallTimeout(exchange, routing_key, timeout)
-        return pending.result(returns)
+        if pending.error is not None:
+            raise pending.error
+        if returns is None:
+            return pending.value
+        return self.codec.convert(pending.value, returns)
 
     def statistics(self) -> BusStatistics:
         return BusStatistics(
-            bindings=sum(len(index) for index in self._exchanges.values()),
+            bindings=len(self._routes),
             published=self._published,
             delivered=self._delivered,
             unroutable=self._unroutable,

@@ -29,7 +29,7 @@ import trio.testing
 from .bus import Binding, Bus
 from .cell import Route
 from .context import ActorRef
-from .delivery import Address, Delivery
+from .delivery import Address, Delivery, PendingCall
 from .envelopes import ErrorEvent
 from .message import wire_type_name
 from .runtime import Runtime
@@ -47,25 +47,6 @@ async def rackbus_runtime() -> AsyncIterator[Runtime]:
         )
     async with Runtime(name="test") as runtime:
         yield runtime
-
-
-class _LocalResponder:
-    """Collects the answer to a direct handler call."""
-
-    def __init__(self) -> None:
-        self.event = trio.Event()
-        self.value: Any = None
-        self.error: ErrorEvent | None = None
-
-    async def respond(self, value: object) -> None:
-        if not self.event.is_set():
-            self.value = value
-            self.event.set()
-
-    async def respond_error(self, error: ErrorEvent) -> None:
-        if not self.event.is_set():
-            self.error = error
-            self.event.set()
 
 
 async def call_handler(
@@ -87,7 +68,7 @@ async def call_handler(
         raise LookupError(f"actor {ref.key!r} has no handler {name!r}")
     spec = next(h for h in route.handlers if h.name == name)
     single = Route(cell, route.address, (spec,), route.control)
-    responder = _LocalResponder()
+    responder = PendingCall()
     delivery = Delivery(
         route.address.exchange,
         routing_key or route.address.routing_key,
@@ -99,7 +80,7 @@ async def call_handler(
         await single.deliver(delivery, math.inf)
         await responder.event.wait()
     if responder.error is not None:
-        raise responder.error.to_error()
+        raise responder.error
     return responder.value
 
 
