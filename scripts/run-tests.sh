@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES=(rabbitmq-server)
+# RabbitMQ, and the real protocol peers the tests drive: DHCP clients
+# (busybox udhcpc, dhclient, perfdhcp from kea-admin) in network namespaces
+# (iproute2), and TFTP clients (curl, tftp-hpa, atftp).
+SYSTEM_PACKAGES=(rabbitmq-server iproute2 busybox isc-dhcp-client kea-admin curl tftp-hpa atftp)
 AMQP_PORT=5672
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
