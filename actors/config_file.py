@@ -1,0 +1,159 @@
+"""The ``rackbus serve`` configuration file (TOML).
+
+Every section is optional; a service starts only when its section is there, and
+a server listens only on the address its section names. Unknown keys and wrong
+types are errors that name the key (``ConfigError``)::
+
+    state_dir = "/var/lib/rackbus"      # settings and leases; default: see the CLI
+
+    [amqp]                              # run on RabbitMQ instead of the in-memory bus
+    url = "amqps://rabbit.example/"     # credentials may be left out of the URL...
+    user = "rackbus"
+    password_file = "/etc/rackbus/amqp-password"   # ...and read from a file
+    cafile = "/etc/rackbus/ca.pem"
+
+    [nodes]                             # MAC -> node id, for events about known nodes
+    "52:54:00:12:34:56" = "node-1"
+
+    [dhcp]
+    address = "10.1.0.1"                # listen here; also the server identifier
+    interface = "eth1"                  # optional: only this interface
+    proxy = true                        # ProxyDHCP on 4011 (and PXE answers on 67)
+    next_server = "10.1.0.1"            # TFTP server for the boot file (default: address)
+    http_profile_url = "http://10.1.0.1:9080/api/current/profiles"
+
+    [[dhcp.subnet]]
+    network = "10.1.0.0/24"
+    range = ["10.1.0.100", "10.1.0.199"]
+    routers = ["10.1.0.1"]
+
+    [tftp]
+    address = "10.1.0.1"
+    root = "/var/lib/rackbus/tftp"
+
+Environment variables (``RACKBUS_AMQP_*``) take precedence over the file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import pathlib
+import tomllib
+from typing import Any
+
+import attrs
+import cattrs
+
+from runtime import MacAddress
+
+from .convention import check_id
+
+
+class ConfigError(ValueError):
+    """The configuration file cannot be read, or says something invalid."""
+
+
+@attrs.frozen
+class AmqpSection:
+    """Where RabbitMQ is, and the credentials to use."""
+
+    url: str | None = None
+    user: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+    password_file: pathlib.Path | None = None
+    cafile: pathlib.Path | None = None
+    certfile: pathlib.Path | None = None
+    keyfile: pathlib.Path | None = None
+
+
+@attrs.frozen
+class SubnetSection:
+    """One subnet the DHCP server hands addresses out of."""
+
+    network: ipaddress.IPv4Network
+    range: tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]
+    routers: tuple[ipaddress.IPv4Address, ...] = ()
+    dns: tuple[ipaddress.IPv4Address, ...] = ()
+    domain: str | None = None
+    lease_time: int = 86400
+
+
+@attrs.frozen
+class DhcpSection:
+    """The DHCP server (port 67) and ProxyDHCP (port 4011)."""
+
+    address: ipaddress.IPv4Address
+    subnet: tuple[SubnetSection, ...]
+    interface: str | None = None
+    port: int = 67
+    proxy: bool = False
+    proxy_port: int = 4011
+    next_server: ipaddress.IPv4Address | None = None
+    http_profile_url: str | None = None
+    lease_file: str = "dhcp-leases.sqlite3"
+
+
+@attrs.frozen
+class TftpSection:
+    """The TFTP server and the directory it serves."""
+
+    address: ipaddress.IPv4Address
+    root: pathlib.Path
+    port: int = 69
+    max_sessions: int = 512
+    max_sessions_per_client: int = 8
+
+
+@attrs.frozen
+class ServeConfig:
+    """Everything ``rackbus serve`` reads from its configuration file."""
+
+    state_dir: pathlib.Path | None = None
+    amqp: AmqpSection | None = None
+    nodes: dict[str, str] = attrs.Factory(dict)
+    dhcp: DhcpSection | None = None
+    tftp: TftpSection | None = None
+
+
+def _converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True)
+    for cls in (ipaddress.IPv4Address, ipaddress.IPv4Network, pathlib.Path):
+        conv.register_structure_hook(cls, lambda value, cls: cls(value))
+    return conv
+
+
+_CONVERTER = _converter()
+
+
+def parse_config(data: dict[str, Any]) -> ServeConfig:
+    """Structure parsed TOML into a ``ServeConfig``; ``ConfigError`` names each bad key."""
+    try:
+        config = _CONVERTER.structure(data, ServeConfig)
+    except cattrs.BaseValidationError as exc:
+        problems = "; ".join(cattrs.transform_error(exc, path="config"))
+        raise ConfigError(f"invalid configuration: {problems}") from None
+    for mac, node in config.nodes.items():
+        try:
+            MacAddress(mac)
+        except ValueError:
+            raise ConfigError(f"invalid configuration: config.nodes: {mac!r} is no MAC") from None
+        try:
+            check_id(node, "node id")
+        except ValueError as exc:
+            raise ConfigError(f"invalid configuration: config.nodes.{mac}: {exc}") from None
+    return config
+
+
+def load_config(path: pathlib.Path) -> ServeConfig:
+    """Read and check the configuration file at ``path``."""
+    try:
+        with path.open("rb") as file:
+            data = tomllib.load(file)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    try:
+        return parse_config(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
