@@ -7,8 +7,12 @@ cd "$(dirname "$0")/.."
 
 # RabbitMQ, and the real protocol peers the tests drive: DHCP clients
 # (busybox udhcpc, dhclient, perfdhcp from kea-admin) in network namespaces
-# (iproute2), and TFTP clients (curl, tftp-hpa, atftp).
-SYSTEM_PACKAGES=(rabbitmq-server iproute2 busybox isc-dhcp-client kea-admin curl tftp-hpa atftp)
+# (iproute2), TFTP clients (curl, tftp-hpa, atftp), IPMI (ipmitool, OpenIPMI's
+# ipmi_sim) and SNMP (net-snmp's snmpd and tools).
+SYSTEM_PACKAGES=(
+    rabbitmq-server iproute2 busybox isc-dhcp-client kea-admin curl tftp-hpa atftp
+    ipmitool openipmi snmpd snmp
+)
 AMQP_PORT=5672
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
