@@ -1,8 +1,10 @@
 """``python -m benchmarks``: run every benchmark with sizes that fit a 2-core machine."""
 
-from benchmarks import bench_amqp, bench_runtime
+from benchmarks import bench_amqp, bench_runtime, bench_tftp
 
 if __name__ == "__main__":
     bench_runtime.main()
     # needs a broker; without one it says so and is skipped
     bench_amqp.main(skip_without_broker=True)
+    # needs in.tftpd, curl, atftp and taskset; runs every server in its own process
+    bench_tftp.main()

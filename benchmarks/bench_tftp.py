@@ -1,0 +1,166 @@
+"""TFTP server throughput against tftpd-hpa and tftpy, measured in the same run.
+
+(a) one 64 MiB download at blksize 1468, server and curl both pinned to CPU 0 (lock-step UDP is
+bound by vCPU wake-up latency otherwise; see the baselines notes); median of three.
+(b) 100 concurrent curl clients each fetching 4 MiB at blksize 1468, unpinned.
+Also windowsize 16 (atftp) for ours. Every server runs in its own process.
+Run with ``python -m benchmarks.bench_tftp [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+MiB = 1 << 20
+PIN = ["taskset", "-c", "0"]
+
+
+def report(name: str, value: float, unit: str) -> None:
+    print(f"  {name:<46} {value:>14,.1f} {unit}")
+
+
+def ratio(name: str, value: float, op: str, target: float) -> None:
+    ok = value >= target if op == ">=" else value <= target
+    print(f"ratio {name} = {value:.2f} (target {op} {target}){'' if ok else '  MISSED'}")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_command(kind: str, root: Path, port: int) -> list[str]:
+    if kind == "ours":
+        return [sys.executable, "-m", "protocols.tftp", str(root), "--port", str(port)]
+    if kind == "tftpd-hpa":
+        return ["in.tftpd", "-L", "-s", str(root), "-a", f"127.0.0.1:{port}", "-u", "nobody"]
+    code = "import tftpy,sys; tftpy.TftpServer(sys.argv[1]).listen('127.0.0.1', int(sys.argv[2]))"
+    return [sys.executable, "-c", code, str(root), str(port)]
+
+
+@contextlib.contextmanager
+def running(kind: str, root: Path, *, pinned: bool) -> Iterator[int]:
+    port = free_port()
+    argv = (PIN if pinned else []) + server_command(kind, root, port)
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)
+        if process.poll() is not None:
+            raise RuntimeError(f"{kind} server exited: {argv}")
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def curl(port: int, name: str, out: Path, *, pinned: bool = False) -> list[str]:
+    url = f"tftp://127.0.0.1:{port}/{name}"
+    return (PIN if pinned else []) + ["curl", "-s", "--tftp-blksize", "1468", url, "-o", str(out)]
+
+
+def single(port: int, root: Path, name: str, work: Path, runs: int, atftp: bool = False) -> float:
+    """Median MB/s of one pinned download; raises if a transfer is not byte-exact."""
+    expected = (root / name).read_bytes()
+    times = []
+    for i in range(runs):
+        out = work / f"single-{i}"
+        if atftp:
+            argv = [*PIN, "atftp", "--option", "blksize 1468", "--option", "windowsize 16"]
+            argv += ["-g", "-r", name, "-l", str(out), "127.0.0.1", str(port)]
+        else:
+            argv = curl(port, name, out, pinned=True)
+        start = time.perf_counter()
+        result = subprocess.run(argv, capture_output=True, check=False)
+        times.append(time.perf_counter() - start)
+        if result.returncode or out.read_bytes() != expected:
+            raise RuntimeError(f"download failed: {argv} {result.stderr!r}")
+        out.unlink()
+    return len(expected) / statistics.median(times) / 1e6
+
+
+def concurrent(port: int, root: Path, name: str, work: Path, clients: int) -> tuple[float, int]:
+    """Aggregate MB/s of ``clients`` simultaneous downloads, and how many failed."""
+    expected = (root / name).read_bytes()
+    outs = [work / f"c-{i}" for i in range(clients)]
+    start = time.perf_counter()
+    processes = [subprocess.Popen(curl(port, name, out), stderr=subprocess.DEVNULL) for out in outs]
+    codes = [p.wait() for p in processes]
+    wall = time.perf_counter() - start
+    failed = sum(
+        1
+        for code, out in zip(codes, outs, strict=True)
+        if code or not out.exists() or out.read_bytes() != expected
+    )
+    for out in outs:
+        out.unlink(missing_ok=True)
+    return clients * len(expected) / wall / 1e6, failed
+
+
+def bench(quick: bool) -> None:
+    for tool in ("in.tftpd", "curl", "atftp", "taskset"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"bench_tftp needs {tool}")
+    big, small = (16 * MiB, 1 * MiB) if quick else (64 * MiB, 4 * MiB)
+    clients, runs = (20, 1) if quick else (100, 3)
+    servers = ("ours", "tftpd-hpa", "tftpy")
+    with tempfile.TemporaryDirectory(prefix="bench-tftp-") as tmp:
+        root, work = Path(tmp) / "root", Path(tmp) / "work"
+        root.mkdir()
+        work.mkdir()
+        os.chmod(tmp, 0o755)
+        os.chmod(root, 0o755)
+        (root / "big.bin").write_bytes(os.urandom(big))
+        (root / "small.bin").write_bytes(os.urandom(small))
+        for path in root.iterdir():
+            path.chmod(0o644)
+
+        print(f"TFTP (a): one {big // MiB} MiB download, blksize 1468, pinned to CPU 0, curl")
+        single_rate = {}
+        for kind in servers:
+            with running(kind, root, pinned=True) as port:
+                single_rate[kind] = single(port, root, "big.bin", work, runs)
+            report(f"{kind}", single_rate[kind], "MB/s")
+        with running("ours", root, pinned=True) as port:
+            window = single(port, root, "big.bin", work, runs, atftp=True)
+        report("ours, windowsize 16 (atftp)", window, "MB/s")
+
+        print(f"TFTP (b): {clients} concurrent curl clients x {small // MiB} MiB, blksize 1468")
+        many_rate, failures = {}, 0
+        for kind in servers:
+            with running(kind, root, pinned=False) as port:
+                many_rate[kind], failed = concurrent(port, root, "small.bin", work, clients)
+            failures += failed
+            report(f"{kind}", many_rate[kind], "MB/s")
+            report(f"{kind} failed transfers", failed, "")
+
+        ratio("tftp_single_vs_tftpd_hpa", single_rate["ours"] / single_rate["tftpd-hpa"], ">=", 0.6)
+        ratio("tftp_single_vs_tftpy", single_rate["ours"] / single_rate["tftpy"], ">=", 1.5)
+        ratio("tftp_concurrent_vs_tftpd_hpa", many_rate["ours"] / many_rate["tftpd-hpa"], ">=", 0.6)
+        ratio("tftp_concurrent_vs_tftpy", many_rate["ours"] / many_rate["tftpy"], ">=", 1.5)
+        ratio("tftp_failed_transfers", failures, "<=", 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    bench(parser.parse_args().quick)
+
+
+if __name__ == "__main__":
+    main()
