@@ -134,3 +134,21 @@ class PublishBufferFull(BusUnavailable):
 
 class PublishRefused(RackbusError):
     """The broker refused a publish (negative confirm)."""
+
+
+def raise_single(group: BaseExceptionGroup[BaseException]) -> None:
+    """Raise the group's only exception on its own, if it holds just one."""
+    leaves = _leaves(group)
+    if len(leaves) == 1:
+        leaf = leaves[0]
+        raise leaf from leaf.__cause__
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found.extend(_leaves(exc))
+        else:
+            found.append(exc)
+    return found

@@ -30,7 +30,7 @@ from .cell import ActorCell, IdleRetirer, State
 from .codec import Codec
 from .context import ActorRef
 from .delivery import Address
-from .errors import ActorNotFound, InvalidRoutingKey, RuntimeClosed
+from .errors import ActorNotFound, InvalidRoutingKey, RuntimeClosed, raise_single
 from .mailbox import Overflow
 from .memory_bus import MemoryBus
 from .registry import Registry
@@ -116,7 +116,7 @@ class Runtime:
             try:
                 await self._nursery_manager.__aexit__(type(exc), exc, exc.__traceback__)
             except BaseExceptionGroup as group:
-                _raise_single(group)
+                raise_single(group)
             raise
         return self
 
@@ -151,7 +151,7 @@ class Runtime:
         try:
             return bool(await self._nursery_manager.__aexit__(exc_type, exc, tb))
         except BaseExceptionGroup as group:
-            _raise_single(group)
+            raise_single(group)
             raise
 
     def _check_running(self) -> trio.Nursery:
@@ -325,24 +325,6 @@ def _check_key(key: str) -> None:
         raise InvalidRoutingKey(f"actor key must be 1-{MAX_KEY_LENGTH} characters, got {key!r}")
     if any(word in ("*", "#") for word in key.split(".")):
         raise InvalidRoutingKey(f"actor key {key!r} may not contain '*' or '#' words")
-
-
-def _raise_single(group: BaseExceptionGroup[BaseException]) -> None:
-    """Raise the group's only exception on its own, if it holds just one."""
-    leaves = _leaves(group)
-    if len(leaves) == 1:
-        leaf = leaves[0]
-        raise leaf from leaf.__cause__
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    found: list[BaseException] = []
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            found.extend(_leaves(exc))
-        else:
-            found.append(exc)
-    return found
 
 
 __all__ = ["OWN_EXCHANGE", "Runtime", "RuntimeStatistics"]

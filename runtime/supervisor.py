@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import attrs
 import trio
 
-from .errors import RestartIntensityExceeded, RuntimeClosed
+from .errors import RestartIntensityExceeded, RuntimeClosed, raise_single
 
 log = logging.getLogger("rackbus.supervisor")
 
@@ -102,25 +102,43 @@ class SupervisorStatistics:
     crashes: int
 
 
+class _StartedStatus:
+    """Passes ``started()`` on to the supervisor's nursery and remembers that it was called."""
+
+    def __init__(self, status: trio.TaskStatus[None]) -> None:
+        self._status = status
+        self.is_started = False
+
+    def started(self, value: object = None) -> None:
+        self.is_started = True
+        self._status.started()
+
+
 class TaskChild:
     """A long-running ``async`` function as a supervised child.
 
     Stopping cancels the function (it may clean up in ``finally``). With
     ``graceful_stop`` given, that is awaited first and the function is expected
-    to return on its own within ``shutdown`` seconds.
+    to return on its own within ``shutdown`` seconds. With ``wait_started``,
+    the function is called as ``fn(task_status=...)`` (like ``nursery.start``):
+    starting waits until it calls ``task_status.started()``, and an error
+    before that is raised by the start (a server that cannot bind its socket
+    fails ``start_child`` instead of crashing later).
     """
 
     def __init__(
         self,
         id: str,
-        fn: Callable[[], Awaitable[Any]],
+        fn: Callable[..., Awaitable[Any]],
         *,
         restart: Restart = Restart.PERMANENT,
         shutdown: float = 5.0,
         graceful_stop: Callable[[], Awaitable[None]] | None = None,
+        wait_started: bool = False,
     ) -> None:
         self.id = id
         self.fn = fn
+        self.wait_started = wait_started
         self.restart = restart
         self.shutdown = shutdown
         self._graceful_stop = graceful_stop
@@ -138,14 +156,24 @@ class TaskChild:
         self._scope = trio.CancelScope()
         self._done = done = trio.Event()
         error: BaseException | None = None
+        status = _StartedStatus(task_status)
         try:
             with self._scope:
-                task_status.started()
-                await self.fn()
+                if self.wait_started:
+                    await self.fn(task_status=status)
+                else:
+                    status.started()
+                    await self.fn()
         except Exception as exc:
+            if not status.is_started:
+                if isinstance(exc, BaseExceptionGroup):
+                    raise_single(exc)
+                raise
             error = exc
         finally:
             done.set()
+        if not status.is_started:
+            raise RuntimeError(f"task {self.id!r} returned without calling task_status.started()")
         if not self._stopping:
             on_exit(self, error)
 

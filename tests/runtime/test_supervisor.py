@@ -343,3 +343,35 @@ async def test_temporary_crash_is_counted_not_lost(autojump_clock, caplog) -> No
         assert rt.lookup("t") is None
         assert rt.root.statistics().crashes == 1
     assert any("crashed" in record.getMessage() for record in caplog.records)
+
+
+async def test_wait_started_child_raises_errors_before_it_started(autojump_clock) -> None:
+    async def cannot_bind(*, task_status: trio.TaskStatus[None]) -> None:
+        raise OSError("address in use")
+
+    async with Runtime() as rt:
+        with pytest.raises(OSError, match="address in use"):
+            await rt.root.start_child(TaskChild("server", cannot_bind, wait_started=True))
+        assert rt.root.get_child("server") is None
+
+
+async def test_wait_started_child_is_up_when_start_returns_and_restarts_later(
+    autojump_clock,
+) -> None:
+    runs: list[str] = []
+    crash_now = trio.Event()
+
+    async def server(*, task_status: trio.TaskStatus[None]) -> None:
+        runs.append("bound")
+        task_status.started()
+        await crash_now.wait()
+        raise RuntimeError("socket broke")
+
+    async with Runtime() as rt:
+        await rt.root.start_child(TaskChild("server", server, wait_started=True))
+        assert runs == ["bound"]
+        crash_now.set()
+        while len(runs) < 2:
+            await trio.sleep(0.1)
+        assert rt.root.statistics().crashes >= 1
+        assert rt.root.get_child("server") is not None
