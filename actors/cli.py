@@ -1,8 +1,9 @@
 """The ``rackbus`` command.
 
-* ``rackbus serve [--amqp URL]``: a runtime on the embedded in-memory bus (or
-  on RabbitMQ) with the configuration and logging services, until SIGINT or
-  SIGTERM;
+* ``rackbus serve [--config FILE] [--amqp URL]``: a runtime on the embedded
+  in-memory bus (or on RabbitMQ) with the configuration and logging services,
+  and the TFTP and DHCP services when the configuration file has their
+  sections (see ``actors.config_file``), until SIGINT or SIGTERM;
 * ``rackbus exchanges``: the nine exchanges and their routing keys, from the
   definitions in ``actors.exchanges``.
 """
@@ -21,10 +22,13 @@ import trio
 
 from runtime import AmqpBus, Bus, BusUnavailable, MemoryBus, Restart, Runtime
 
+from .config_file import ConfigError, ServeConfig, load_config
 from .exchanges import ALL
 from .services.config_store import SqliteConfigStore
 from .services.configuration import SERVICE_KEY, ConfigurationService
 from .services.logging import LogPublisher, WhileBusDown, start_logging
+from .services.nodes import NodeDirectory
+from .services.tftp import start_tftp
 
 log = logging.getLogger("rackbus.serve")
 
@@ -51,10 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
         "and logging services, print its log, and run until SIGINT or SIGTERM.",
     )
     serve.add_argument(
+        "--config",
+        type=pathlib.Path,
+        default=os.environ.get("RACKBUS_CONFIG"),
+        metavar="FILE",
+        help="TOML configuration file: [amqp], [nodes], [dhcp], [tftp] (default: "
+        "$RACKBUS_CONFIG; without one, only the configuration and logging services run)",
+    )
+    serve.add_argument(
         "--state-dir",
         type=pathlib.Path,
         default=None,
-        help="where settings persist (default: $RACKBUS_STATE_DIR or ~/.local/state/rackbus)",
+        help="where settings and leases persist (default: the file's state_dir, else "
+        "$RACKBUS_STATE_DIR, else ~/.local/state/rackbus)",
     )
     serve.add_argument(
         "--amqp",
@@ -71,8 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def serve(state_dir: pathlib.Path, amqp: str | None = None) -> None:
+async def serve(
+    state_dir: pathlib.Path, amqp: str | None = None, config: ServeConfig | None = None
+) -> None:
     """Run the services until SIGINT or SIGTERM arrives."""
+    config = config or ServeConfig()
     bus: Bus = MemoryBus() if amqp is None else AmqpBus(amqp, name="rackbus")
     where = "the in-memory bus" if amqp is None else f"RabbitMQ at {bus}"
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -86,6 +102,9 @@ async def serve(state_dir: pathlib.Path, amqp: str | None = None) -> None:
             log.info("runtime %r started on %s", runtime.name, where)
             log.info("configuration service: settings in %s", store.path)
             log.info("logging service: publishing on on.logging")
+            nodes = NodeDirectory(config.nodes)
+            if config.tftp is not None:
+                await start_tftp(runtime, config.tftp, nodes)
             log.info("ready; stop with SIGINT or SIGTERM")
             async for signum in signals:
                 log.info("received %s, stopping", signal.Signals(signum).name)
@@ -115,8 +134,15 @@ def _use_console_logging() -> None:
 def serve_command(args: argparse.Namespace) -> int:
     """``rackbus serve``."""
     try:
-        trio.run(serve, args.state_dir or default_state_dir(), args.amqp)
-    except BusUnavailable as exc:
+        config = load_config(args.config) if args.config else ServeConfig()
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    state_dir = args.state_dir or config.state_dir or default_state_dir()
+    amqp = args.amqp or (config.amqp.url if config.amqp else None)
+    try:
+        trio.run(serve, state_dir, amqp, config)
+    except (BusUnavailable, OSError, ValueError) as exc:
         log.error("%s", exc)
         return 2
     return 0
