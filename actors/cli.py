@@ -26,6 +26,7 @@ from .config_file import ConfigError, ServeConfig, load_config
 from .exchanges import ALL
 from .services.config_store import SqliteConfigStore
 from .services.configuration import SERVICE_KEY, ConfigurationService
+from .services.dhcp import start_dhcp
 from .services.logging import LogPublisher, WhileBusDown, start_logging
 from .services.nodes import NodeDirectory
 from .services.tftp import start_tftp
@@ -105,6 +106,8 @@ async def serve(
             nodes = NodeDirectory(config.nodes)
             if config.tftp is not None:
                 await start_tftp(runtime, config.tftp, nodes)
+            if config.dhcp is not None:
+                await start_dhcp(runtime, config.dhcp, nodes, state_dir)
             log.info("ready; stop with SIGINT or SIGTERM")
             async for signum in signals:
                 log.info("received %s, stopping", signal.Signals(signum).name)

@@ -20,7 +20,7 @@ types are errors that name the key (``ConfigError``)::
     interface = "eth1"                  # optional: only this interface
     proxy = true                        # ProxyDHCP on 4011 (and PXE answers on 67)
     next_server = "10.1.0.1"            # TFTP server for the boot file (default: address)
-    http_profile_url = "http://10.1.0.1:9080/api/current/profiles"
+    api_address = "10.1.0.1"            # iPXE gets http://api_address:api_port/api/current/profiles
 
     [[dhcp.subnet]]
     network = "10.1.0.0/24"
@@ -89,8 +89,11 @@ class DhcpSection:
     proxy: bool = False
     proxy_port: int = 4011
     next_server: ipaddress.IPv4Address | None = None
-    http_profile_url: str | None = None
+    api_address: str | None = None
+    api_port: int = 9080
     lease_file: str = "dhcp-leases.sqlite3"
+    reservation_time: float = 30.0
+    quarantine_time: float = 600.0
 
 
 @attrs.frozen

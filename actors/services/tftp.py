@@ -27,11 +27,9 @@ from runtime import Runtime, TaskChild
 from ..config_file import TftpSection
 from ..exchanges.events import EventsClient, TftpFailure, TftpSuccess
 from .nodes import NodeDirectory
+from .reports import Reports
 
 log = logging.getLogger("rackbus.tftp")
-
-REPORT_QUEUE = 4096
-"""Transfer reports waiting to be published; beyond that they are dropped and counted."""
 
 
 def elapsed_ms(seconds: float) -> str:
@@ -41,11 +39,11 @@ def elapsed_ms(seconds: float) -> str:
 
 @attrs.define
 class TftpService:
-    """A running TFTP server and the task that reports its transfers."""
+    """A running TFTP server and the queue of its transfer reports."""
 
     server: TftpServer
+    reports: Reports[TransferEvent]
     port: int = 0
-    dropped_reports: int = 0
 
 
 def event_for(event: TransferEvent) -> TftpSuccess | TftpFailure:
@@ -77,41 +75,34 @@ async def start_tftp(runtime: Runtime, section: TftpSection, nodes: NodeDirector
     """
     if not section.root.is_dir():
         raise ValueError(f"TFTP root {section.root} is not a directory")
-    send, receive = trio.open_memory_channel[TransferEvent](REPORT_QUEUE)
+    events = EventsClient(runtime)
+
+    async def publish(event: TransferEvent) -> None:
+        node = nodes.node_for_ip(event.remote_address)
+        payload = event_for(event)
+        if isinstance(payload, TftpSuccess):
+            await events.tftp_success(node, payload)
+        else:
+            await events.tftp_failure(node, payload)
+
+    reports = Reports[TransferEvent]("TFTP", publish, log=log)
     config = ServerConfig(
         max_sessions=section.max_sessions,
         max_sessions_per_client=section.max_sessions_per_client,
     )
-    service = TftpService(
-        TftpServer(
-            DirectoryRoot(section.root), host=str(section.address), port=section.port, config=config
-        )
+    server = TftpServer(
+        DirectoryRoot(section.root),
+        host=str(section.address),
+        port=section.port,
+        config=config,
+        on_event=reports.submit,
     )
-
-    def on_event(event: TransferEvent) -> None:
-        try:
-            send.send_nowait(event)
-        except trio.WouldBlock:
-            service.dropped_reports += 1
-            if service.dropped_reports in (1, 10, 100) or service.dropped_reports % 1000 == 0:
-                log.warning("TFTP reports dropped: %d (the bus is slow)", service.dropped_reports)
-
-    service.server.on_event = on_event
-    events = EventsClient(runtime)
-
-    async def report() -> None:
-        async for event in receive:
-            node = nodes.node_for_ip(event.remote_address)
-            payload = event_for(event)
-            if isinstance(payload, TftpSuccess):
-                await events.tftp_success(node, payload)
-            else:
-                await events.tftp_failure(node, payload)
+    service = TftpService(server, reports)
 
     async def run(*, task_status: trio.TaskStatus[None]) -> None:
         async with trio.open_nursery() as nursery:
-            service.port = await nursery.start(service.server.serve)
-            nursery.start_soon(report)
+            service.port = await nursery.start(server.serve)
+            nursery.start_soon(reports.run)
             task_status.started()
 
     await runtime.root.start_child(TaskChild("tftp", run, wait_started=True))

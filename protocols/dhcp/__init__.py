@@ -7,6 +7,8 @@ deadlines and events out.
   (:class:`SqliteLeaseStore`, :class:`MemoryLeaseStore`).
 * :class:`DhcpServer`: the server engine; :class:`ProxyDhcp`: boot files for PXE clients
   chosen by :class:`BootRule` tables; :class:`DhcpClient`: the client state machine.
+* :class:`DatagramServer`, :func:`open_udp_socket`, :func:`run_deadlines`: the thin
+  Trio adapter that puts an engine on a UDP socket.
 * :mod:`protocols.dhcp.strategies`: Hypothesis strategies for property tests.
 
 Errors: :class:`MalformedPacket` (a :class:`RemoteProtocolError`: the peer sent garbage)
@@ -73,8 +75,12 @@ from .proxy import (
 from .server import DhcpServer, ServerConfig, ServerStatistics
 from .store import LeaseStore, MemoryLeaseStore, SqliteLeaseStore
 from .subnet import Subnet
+from .udp import DatagramServer, open_udp_socket, run_deadlines
 
 __all__ = [
+    "DatagramServer",
+    "open_udp_socket",
+    "run_deadlines",
     "BOOTREPLY",
     "BOOTREQUEST",
     "BROADCAST",

@@ -133,6 +133,10 @@ def choose_rule(rules: Iterable[BootRule], request: BootRequest) -> BootRule | N
     return None
 
 
+def _rule_tuple(rules: Iterable[BootRule]) -> tuple[BootRule, ...]:
+    return tuple(rules)
+
+
 @attrs.frozen
 class ProxyConfig:
     """How the proxy answers.
@@ -144,7 +148,7 @@ class ProxyConfig:
     """
 
     server_ip: IPv4Address
-    rules: tuple[BootRule, ...] = attrs.field(converter=tuple)
+    rules: tuple[BootRule, ...] = attrs.field(converter=_rule_tuple)
     tftp_server: IPv4Address | None = None
     answer_on_67: bool = False
     pxe_options: bool = True

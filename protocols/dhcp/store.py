@@ -9,7 +9,8 @@ directly or from a worker thread (one thread at a time).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from ipaddress import IPv4Address
 from os import PathLike
 from typing import Protocol
@@ -124,6 +125,18 @@ class SqliteLeaseStore:
     def delete(self, ip: IPv4Address) -> None:
         """Forget the record of ``ip``."""
         self._db.execute("DELETE FROM dhcp_leases WHERE ip = ?", (int(ip),))
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group the writes made inside into one transaction (one commit for a batch of
+        packets); on an error nothing of it is kept."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def close(self) -> None:
         """Close the database."""

@@ -300,3 +300,21 @@ def test_sqlite_store_survives_a_restart(tmp_path: Path) -> None:
         after = sorted(table(store).leases(), key=lambda lease: int(lease.ip))
     assert after == before
     assert len(after) == 4
+
+
+def test_sqlite_transaction_commits_together_or_not_at_all(tmp_path: Path) -> None:
+    path = tmp_path / "leases.sqlite"
+    with SqliteLeaseStore(path) as store:
+        leases = table(store)
+        with store.transaction():
+            leases.bind(MACS[0], IPv4Address("10.0.0.10"), SUBNET, 5.0)
+            leases.bind(MACS[1], IPv4Address("10.0.0.11"), SUBNET, 5.0)
+        try:
+            with store.transaction():
+                leases.bind(MACS[2], IPv4Address("10.0.0.12"), SUBNET, 5.0)
+                raise OSError("disk full")
+        except OSError:
+            pass
+    with SqliteLeaseStore(path) as store:
+        kept = {lease.mac for lease in store.load_all()}
+    assert kept == {MACS[0], MACS[1]}
