@@ -8,10 +8,11 @@ cd "$(dirname "$0")/.."
 # RabbitMQ, and the real protocol peers the tests drive: DHCP clients
 # (busybox udhcpc, dhclient, perfdhcp from kea-admin) in network namespaces
 # (iproute2), TFTP clients (curl, tftp-hpa, atftp), IPMI (ipmitool, OpenIPMI's
-# ipmi_sim) and SNMP (net-snmp's snmpd and tools).
+# ipmi_sim) and SNMP (net-snmp's snmpd and tools); the benchmarks' baselines
+# (kea-dhcp4-server, tftpd-hpa) come along so that `python -m benchmarks` runs.
 SYSTEM_PACKAGES=(
     rabbitmq-server iproute2 busybox isc-dhcp-client kea-admin curl tftp-hpa atftp
-    ipmitool openipmi snmpd snmp
+    ipmitool openipmi snmpd snmp kea-dhcp4-server tftpd-hpa
 )
 AMQP_PORT=5672
 
