@@ -193,3 +193,49 @@ async def test_perfdhcp_relay_gets_every_lease(served: Served) -> None:
     assert len(sent) == 2 and sent[0] >= 400, output  # DISCOVER-OFFER, REQUEST-ACK
     assert drops == [0, 0] and received == sent, output
     assert len(served.dhcp.table) >= 400
+
+
+@pytest.fixture
+async def served_with_proxy(tmp_path: pathlib.Path) -> AsyncIterator[Served]:
+    with veth_link(prefix=16) as link:
+        add_client_address(link)
+        async with Runtime() as rt:
+            running = await start_dhcp(
+                rt,
+                section(link, proxy=True, api_address="10.64.0.1"),
+                NodeDirectory(),
+                tmp_path / "state",
+                open_socket=socket_factory(link),
+            )
+            yield Served(link, rt, running, Inbox(), client_mac(link), tmp_path)
+
+
+async def test_proxydhcp_answers_a_pxe_request_on_4011(served_with_proxy: Served) -> None:
+    link = served_with_proxy.link
+    request = dhcp.Packet(
+        xid=7,
+        chaddr=bytes.fromhex(served_with_proxy.client_mac.replace(":", "")),
+        ciaddr=ipaddress.IPv4Address(link.client_ip),
+        options=[
+            dhcp.Option(dhcp.OptionCode.MESSAGE_TYPE, dhcp.MessageType.REQUEST),
+            dhcp.Option(dhcp.OptionCode.VENDOR_CLASS_ID, "PXEClient:Arch:00007:UNDI:003016"),
+            dhcp.Option(dhcp.OptionCode.CLIENT_ARCH, (7,)),
+        ],
+    )  # type: ignore[arg-type]
+
+    def pxe_socket() -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((link.client_ip, 4011))
+        return sock
+
+    sock = trio.socket.from_stdlib_socket(in_namespace(link.client_ns, pxe_socket))
+    with sock:
+        await sock.sendto(b"\x00garbage", (link.server_ip, 4011))  # dropped, server goes on
+        await sock.sendto(request.encode(), (link.server_ip, 4011))
+        with trio.fail_after(10):
+            data, source = await sock.recvfrom(2048)
+    reply = dhcp.Packet.parse(data)
+    assert source == (link.server_ip, 4011)
+    assert reply.xid == 7 and reply.message_type is dhcp.MessageType.ACK
+    assert reply.file == b"monorail-efi64-snponly.efi"
+    assert reply.siaddr == ipaddress.IPv4Address(link.server_ip)
