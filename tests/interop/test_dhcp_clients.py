@@ -221,7 +221,7 @@ async def test_proxydhcp_answers_a_pxe_request_on_4011(served_with_proxy: Served
             dhcp.Option(dhcp.OptionCode.VENDOR_CLASS_ID, "PXEClient:Arch:00007:UNDI:003016"),
             dhcp.Option(dhcp.OptionCode.CLIENT_ARCH, (7,)),
         ],
-    )  # type: ignore[arg-type]
+    )
 
     def pxe_socket() -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
