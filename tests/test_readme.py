@@ -43,3 +43,27 @@ async def test_readme_testing_example(autojump_clock, rackbus_runtime) -> None:
     async with wait_for_handler(ref, "discovered"):
         await rackbus_runtime.publish("on.events", "node.discovered.n1", {"mac": "aa:bb"})
     assert await call_handler(ref, "properties", {}) == {"node": "n1", "macs": ["aa:bb"]}
+
+
+def _blocks(language: str) -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return [block.split("```", 1)[0] for block in text.split(f"```{language}\n")[1:]]
+
+
+def test_readme_configuration_example_is_valid() -> None:
+    import tomllib
+
+    from actors.config_file import parse_config
+
+    (example,) = _blocks("toml")
+    config = parse_config(tomllib.loads(example))
+    assert config.dhcp is not None and config.dhcp.proxy
+    assert config.tftp is not None and config.nodes == {"52:54:00:12:34:56": "node-1"}
+
+
+def test_readme_property_test_example_runs() -> None:
+    (example,) = [block for block in _blocks("python") if "strategies import packets" in block]
+    namespace: dict[str, object] = {"__name__": "readme_example"}
+    exec(compile(example, "README.md", "exec"), namespace)
+    test = namespace["test_my_handler_survives_any_packet"]
+    test()  # type: ignore[operator]
