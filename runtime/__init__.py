@@ -45,9 +45,12 @@ from .supervisor import (
     SupervisorStatistics,
     TaskChild,
 )
+from .timers import Timer, TooManyTimers
 from .topic import TopicIndex, topic_matches
 
 __all__ = [
+    "Timer",
+    "TooManyTimers",
     "DEFAULT_CALL_TIMEOUT",
     "OWN_EXCHANGE",
     "Actor",

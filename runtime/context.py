@@ -13,6 +13,7 @@ from .delivery import Address
 if TYPE_CHECKING:
     from .cell import ActorCell
     from .runtime import Runtime, SpawnTarget
+    from .timers import Timer
 
 T = TypeVar("T")
 
@@ -139,6 +140,12 @@ class ActorContext:
     async def tell(self, to: Address | ActorRef, message: object) -> None:
         """Send a one-way message to an address or an actor's own address."""
         await self._cell.runtime.tell(to, message)
+
+    def send_after(
+        self, delay: float, message: object, to: Address | ActorRef | None = None
+    ) -> Timer:
+        """Tell ``message`` to this actor (or to ``to``) after ``delay`` seconds."""
+        return self._cell.runtime.send_after(delay, self.ref if to is None else to, message)
 
     async def call(
         self,

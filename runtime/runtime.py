@@ -35,6 +35,7 @@ from .mailbox import Overflow
 from .memory_bus import MemoryBus
 from .registry import Registry
 from .supervisor import DEFAULT_BACKOFF, Backoff, Restart, Strategy, Supervisor
+from .timers import Timer, Timers
 
 T = TypeVar("T")
 SpawnTarget = type[Actor] | Callable[..., Actor]
@@ -87,6 +88,7 @@ class Runtime:
         self.codec: Codec = self.bus.codec
         self.registry: Registry[ActorCell] = Registry()
         self.retirer = IdleRetirer(idle_timeout)
+        self.timers = Timers()
         self.root = Supervisor(
             f"{name}.root",
             strategy=Strategy.ONE_FOR_ONE,
@@ -110,6 +112,7 @@ class Runtime:
         try:
             await self.bus.start(self._nursery)
             self._nursery.start_soon(self.retirer.run, name="rackbus idle retirer")
+            self._nursery.start_soon(self.timers.run, self.tell, name="rackbus timers")
             await self._nursery.start(self._run_root)
         except BaseException as exc:
             self._nursery.cancel_scope.cancel()
@@ -279,6 +282,12 @@ class Runtime:
         address = to.address if isinstance(to, ActorRef) else to
         self._messages_out += 1
         await self.bus.publish(address.exchange, address.routing_key, message)
+
+    def send_after(self, delay: float, to: Address | ActorRef, message: object) -> Timer:
+        """Tell ``message`` to ``to`` after ``delay`` seconds (Trio's clock); ``cancel()`` the
+        returned timer to call it off. Raises ``TooManyTimers`` beyond the runtime's bound."""
+        self._check_running()
+        return self.timers.send_after(delay, to, message)
 
     async def call(
         self,
