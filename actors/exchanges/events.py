@@ -17,6 +17,11 @@ RackHD never defined these payloads, so they are defined here:
   architecture}``: published once a lease is bound; ``leaseExpiresAt`` is epoch
   milliseconds, ``hostname`` is option 12, ``vendorClass`` option 60 and
   ``architecture`` option 93 (``None`` when the client did not send them).
+* ``node.accessible.information.<node>.<node>`` and
+  ``node.inaccessible.information.<node>.<node>`` (additions, in the form of
+  RackHD's external events ``<type>.<action>.<severity>.<typeId>.<nodeId>``)
+  carry ``NodeAccessibility {nodeId, pollerId, reason, timestamp}``: a poller
+  found a node's BMC reachable again, or unreachable; one event per change.
 * ``graph.started`` and ``graph.finished`` always carry ``{graphId, graphName,
   status}`` (RackHD sent ``{}`` or ``{status}`` in its early versions).
 """
@@ -86,6 +91,17 @@ class DhcpBindSuccess:
     hostname: str | None = None
     vendorClass: str | None = None
     architecture: int | None = None
+
+
+@message("NodeAccessibility")
+@attrs.frozen
+class NodeAccessibility:
+    """Event ``node.(in)accessible.information.<node>.<node>``: reachability changed."""
+
+    nodeId: str
+    pollerId: str
+    reason: str
+    timestamp: str
 
 
 @message("TaskFinished")
@@ -207,6 +223,23 @@ SKU_ASSIGNED = KeyDef(
     doc="a node was assigned a SKU",
 )
 
+NODE_ACCESSIBLE = KeyDef(
+    NAME,
+    "node.accessible.information.{nodeid}.{nodeid}",
+    Kind.EVENT,
+    NodeAccessibility,
+    stub="node_accessible",
+    doc="addition: a node's BMC answers again",
+)
+NODE_INACCESSIBLE = KeyDef(
+    NAME,
+    "node.inaccessible.information.{nodeid}.{nodeid}",
+    Kind.EVENT,
+    NodeAccessibility,
+    stub="node_inaccessible",
+    doc="addition: a node's BMC stopped answering",
+)
+
 
 class EventsClient(Client):
     """Publishes events; task and graph ids are taken from the event, node ids are given."""
@@ -243,6 +276,14 @@ class EventsClient(Client):
         """Publish ``sku.assigned.<node_id>``."""
         await self._publish(SKU_ASSIGNED, event, nodeid=node_id)
 
+    async def node_accessible(self, event: NodeAccessibility) -> None:
+        """Publish ``node.accessible.information.<node>.<node>``."""
+        await self._publish(NODE_ACCESSIBLE, event, nodeid=event.nodeId)
+
+    async def node_inaccessible(self, event: NodeAccessibility) -> None:
+        """Publish ``node.inaccessible.information.<node>.<node>``."""
+        await self._publish(NODE_INACCESSIBLE, event, nodeid=event.nodeId)
+
 
 EXCHANGE = ExchangeDef(
     NAME,
@@ -257,6 +298,8 @@ EXCHANGE = ExchangeDef(
         GRAPH_STARTED,
         GRAPH_FINISHED,
         SKU_ASSIGNED,
+        NODE_ACCESSIBLE,
+        NODE_INACCESSIBLE,
     ),
     EventsClient,
 )
