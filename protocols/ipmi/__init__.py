@@ -1,0 +1,97 @@
+"""IPMI: an async (Trio) facade over pyghmi, with typed results and a small error taxonomy.
+
+pyghmi is blocking, so calls run in worker threads under one capacity limiter, with one
+serialised session per BMC and a deadline on every call. The pure core is :mod:`._decode`,
+which turns the BMC's answers into the records of :mod:`._records`.
+"""
+
+from ._client import (
+    DEFAULT_THREAD_LIMIT,
+    DEFAULT_TIMEOUT,
+    SESSION_IDLE_LIMIT,
+    IpmiClient,
+    IpmiStatistics,
+    thread_limiter,
+)
+from ._credentials import BmcTarget, Credentials
+from ._decode import (
+    Formula,
+    convert_raw,
+    decode_boot_device,
+    decode_chassis_status,
+    decode_device_id,
+    decode_power_state,
+    decode_sel_record,
+    decode_sensor_reading,
+    decode_thresholds,
+    sensor_status,
+)
+from ._errors import (
+    AuthenticationFailed,
+    BmcError,
+    IpmiError,
+    MalformedResponse,
+    Timeout,
+    Unreachable,
+    Unsupported,
+    classify,
+    redact,
+)
+from ._records import (
+    BOOT_DEVICES,
+    BootDevice,
+    ChassisStatus,
+    DeviceId,
+    IdentifyState,
+    PowerAction,
+    PowerState,
+    RestorePolicy,
+    SelEntry,
+    SelSince,
+    SensorReading,
+    SensorStatus,
+    Thresholds,
+)
+
+__all__ = [
+    "BOOT_DEVICES",
+    "DEFAULT_THREAD_LIMIT",
+    "DEFAULT_TIMEOUT",
+    "SESSION_IDLE_LIMIT",
+    "AuthenticationFailed",
+    "BmcError",
+    "BmcTarget",
+    "BootDevice",
+    "ChassisStatus",
+    "Credentials",
+    "DeviceId",
+    "Formula",
+    "IdentifyState",
+    "IpmiClient",
+    "IpmiError",
+    "IpmiStatistics",
+    "MalformedResponse",
+    "PowerAction",
+    "PowerState",
+    "RestorePolicy",
+    "SelEntry",
+    "SelSince",
+    "SensorReading",
+    "SensorStatus",
+    "Thresholds",
+    "Timeout",
+    "Unreachable",
+    "Unsupported",
+    "classify",
+    "convert_raw",
+    "decode_boot_device",
+    "decode_chassis_status",
+    "decode_device_id",
+    "decode_power_state",
+    "decode_sel_record",
+    "decode_sensor_reading",
+    "decode_thresholds",
+    "redact",
+    "sensor_status",
+    "thread_limiter",
+]

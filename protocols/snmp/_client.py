@@ -1,0 +1,269 @@
+"""The async SNMP facade: pysnmp 7 (asyncio) driven from Trio through trio-asyncio.
+
+The asyncio loop: :class:`SnmpClient` is an async context manager. On entry it uses the
+trio-asyncio loop of the calling task if there is one, and otherwise opens its own with
+``trio_asyncio.open_loop()`` for the life of the block. Each request is one ``aio_as_trio``
+crossing, bounded by a semaphore (pysnmp loses answers with hundreds in flight) and by a Trio
+deadline a little longer than pysnmp's own timeout-and-retries budget.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import trio
+import trio_asyncio  # type: ignore[import-untyped, unused-ignore]
+from pysnmp.hlapi.v3arch import asyncio as _hl  # type: ignore[import-untyped, unused-ignore]
+
+from ._auth import AuthProtocol, CommunityAuth, PrivProtocol, SnmpTarget, UsmAuth
+from ._convert import ConversionError, varbind_from_pysnmp
+from ._errors import (
+    SnmpClientError,
+    SnmpError,
+    Timeout,
+    TransportError,
+    WalkError,
+    from_indication,
+    redact,
+)
+from ._interfaces import IF_ENTRY, IF_X_ENTRY, Interface, interfaces_from_walk
+from ._oid import Oid
+from ._values import EndOfMibView, VarBind
+
+OidLike = Oid | str | tuple[int, ...]
+
+DEFAULT_TIMEOUT = 1.0
+DEFAULT_RETRIES = 2
+DEFAULT_MAX_REPETITIONS = 25
+DEFAULT_MAX_ROWS = 100_000
+DEFAULT_MAX_IN_FLIGHT = 50
+#: Extra time the Trio deadline allows beyond pysnmp's own timeout * (retries + 1).
+_DEADLINE_SLACK = 0.5
+
+_AUTH_PROTOCOLS = {
+    AuthProtocol.MD5: _hl.USM_AUTH_HMAC96_MD5,
+    AuthProtocol.SHA: _hl.USM_AUTH_HMAC96_SHA,
+    AuthProtocol.SHA224: _hl.USM_AUTH_HMAC128_SHA224,
+    AuthProtocol.SHA256: _hl.USM_AUTH_HMAC192_SHA256,
+    AuthProtocol.SHA384: _hl.USM_AUTH_HMAC256_SHA384,
+    AuthProtocol.SHA512: _hl.USM_AUTH_HMAC384_SHA512,
+}
+_PRIV_PROTOCOLS = {
+    PrivProtocol.DES: _hl.USM_PRIV_CBC56_DES,
+    PrivProtocol.TRIPLE_DES: _hl.USM_PRIV_CBC168_3DES,
+    PrivProtocol.AES128: _hl.USM_PRIV_CFB128_AES,
+    PrivProtocol.AES192: _hl.USM_PRIV_CFB192_AES,
+    PrivProtocol.AES256: _hl.USM_PRIV_CFB256_AES,
+}
+
+
+def _pysnmp_auth(auth: CommunityAuth | UsmAuth) -> Any:
+    if isinstance(auth, CommunityAuth):
+        return _hl.CommunityData(auth.community, mpModel=1)
+    return _hl.UsmUserData(
+        auth.user,
+        authKey=auth.auth_key,
+        privKey=auth.priv_key,
+        authProtocol=_AUTH_PROTOCOLS[auth.auth_protocol] if auth.auth_key else _hl.USM_AUTH_NONE,
+        privProtocol=_PRIV_PROTOCOLS[auth.priv_protocol] if auth.priv_key else _hl.USM_PRIV_NONE,
+    )
+
+
+class SnmpClient:
+    """Async SNMP v2c/v3 manager; use as ``async with SnmpClient() as snmp:``.
+
+    ``timeout`` (seconds per try) and ``retries`` are pysnmp's retransmission settings and
+    can be overridden per call; ``max_in_flight`` bounds concurrent requests.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        max_repetitions: int = DEFAULT_MAX_REPETITIONS,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> None:
+        if timeout <= 0 or retries < 0 or max_repetitions < 1 or max_rows < 1:
+            raise ValueError("timeout must be positive; retries >= 0; max_* >= 1")
+        self._timeout = timeout
+        self._retries = retries
+        self._max_repetitions = max_repetitions
+        self._max_rows = max_rows
+        self._in_flight = trio.Semaphore(max_in_flight)
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._engine: Any = None
+        self._transports: dict[tuple[str, int, float, int], Any] = {}
+        self._auths: dict[CommunityAuth | UsmAuth, Any] = {}
+
+    async def __aenter__(self) -> Self:
+        stack = contextlib.AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            if trio_asyncio.current_loop.get() is None:
+                await stack.enter_async_context(trio_asyncio.open_loop())
+            self._engine = _hl.SnmpEngine()
+            stack.callback(self._close_engine)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.__aexit__(exc_type, exc, tb)
+
+    def _close_engine(self) -> None:
+        engine, self._engine = self._engine, None
+        self._transports.clear()
+        if engine is not None:
+            engine.close_dispatcher()
+
+    async def _transport(self, target: SnmpTarget, timeout: float, retries: int) -> Any:
+        key = (target.host, target.port, timeout, retries)
+        transport = self._transports.get(key)
+        if transport is None:
+            try:
+                transport = await trio_asyncio.aio_as_trio(_hl.UdpTransportTarget.create)(
+                    (target.host, target.port), timeout=timeout, retries=retries
+                )
+            except Exception as exc:
+                message = redact(f"cannot resolve {target.host!r}: {exc}", target.auth.secrets)
+                raise TransportError(message, agent=target.describe()) from None
+            self._transports[key] = transport
+        return transport
+
+    async def _request(
+        self,
+        command: Any,
+        target: SnmpTarget,
+        pdu_args: Sequence[Any],
+        oids: Sequence[Oid],
+        timeout: float | None,
+        retries: int | None,
+    ) -> tuple[VarBind, ...]:
+        """One PDU exchange; its varbinds, or the error it stands for."""
+        if self._engine is None:
+            raise RuntimeError("use SnmpClient as 'async with SnmpClient() as snmp:'")
+        tries = (self._retries if retries is None else retries) + 1
+        per_try = self._timeout if timeout is None else timeout
+        secrets = target.auth.secrets
+        agent = redact(target.describe(), secrets)
+        auth = self._auths.get(target.auth)
+        if auth is None:
+            auth = self._auths[target.auth] = _pysnmp_auth(target.auth)
+        objects = [_hl.ObjectType(_hl.ObjectIdentity(str(oid))) for oid in oids]
+        try:
+            with trio.fail_after(per_try * tries + _DEADLINE_SLACK):
+                async with self._in_flight:
+                    transport = await self._transport(target, per_try, tries - 1)
+                    indication, status, index, varbinds = await trio_asyncio.aio_as_trio(command)(
+                        self._engine,
+                        auth,
+                        transport,
+                        _hl.ContextData(contextName=target.context),
+                        *pdu_args,
+                        *objects,
+                        lookupMib=False,
+                    )
+        except trio.TooSlowError:
+            raise Timeout(f"no answer within {per_try * tries:g} s", agent=agent) from None
+        except SnmpClientError:
+            raise
+        except Exception as exc:  # pysnmp raises for garbage it could not decode
+            raise TransportError(
+                f"{type(exc).__name__}: {from_indication(exc, secrets=secrets).message}",
+                agent=agent,
+            ) from None
+        if indication:
+            raise from_indication(indication, secrets=secrets, agent=agent)
+        if int(status):
+            position = int(index)
+            oid = None
+            if 0 < position <= len(varbinds):
+                oid = str(Oid(tuple(varbinds[position - 1][0])))
+            raise SnmpError(int(status), position, oid=oid, agent=agent)
+        try:
+            return tuple(varbind_from_pysnmp(name, value) for name, value in varbinds)
+        except ConversionError as exc:
+            raise TransportError(str(exc), agent=agent) from None
+
+    async def get(
+        self,
+        target: SnmpTarget,
+        *oids: OidLike,
+        timeout: float | None = None,
+        retries: int | None = None,
+    ) -> tuple[VarBind, ...]:
+        """GET: one varbind per OID, in order; missing ones carry the no-such markers."""
+        parsed = [Oid.parse(o) for o in oids]
+        return await self._request(_hl.get_cmd, target, (), parsed, timeout, retries)
+
+    async def get_next(
+        self,
+        target: SnmpTarget,
+        *oids: OidLike,
+        timeout: float | None = None,
+        retries: int | None = None,
+    ) -> tuple[VarBind, ...]:
+        """GETNEXT: for each OID, the first one after it (or ``EndOfMibView``)."""
+        parsed = [Oid.parse(o) for o in oids]
+        return await self._request(_hl.next_cmd, target, (), parsed, timeout, retries)
+
+    async def walk(
+        self,
+        target: SnmpTarget,
+        root: OidLike,
+        *,
+        max_repetitions: int | None = None,
+        max_rows: int | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+    ) -> tuple[VarBind, ...]:
+        """Every varbind strictly under ``root``, by GETBULK, in OID order.
+
+        Like pysnmp's ``bulk_walk_cmd(..., lexicographicMode=False)``, it stops at the first
+        OID outside the subtree; it also stops at ``EndOfMibView``, fails with
+        :class:`WalkError` on an OID that does not increase or past ``max_rows`` rows.
+        """
+        base = Oid.parse(root)
+        repetitions = max_repetitions or self._max_repetitions
+        limit = max_rows or self._max_rows
+        rows: list[VarBind] = []
+        current = base
+        while True:
+            batch = await self._request(
+                _hl.bulk_cmd, target, (0, repetitions), [current], timeout, retries
+            )
+            if not batch:
+                return tuple(rows)
+            for vb in batch:
+                if isinstance(vb.value, EndOfMibView) or not vb.oid.is_within(base):
+                    return tuple(rows)
+                if vb.oid <= current:
+                    raise WalkError(
+                        f"agent returned {vb.oid} after {current}", agent=target.describe()
+                    )
+                if len(rows) >= limit:
+                    raise WalkError(f"more than {limit} rows under {base}", agent=target.describe())
+                rows.append(vb)
+                current = vb.oid
+
+    async def get_interfaces(
+        self, target: SnmpTarget, *, timeout: float | None = None, retries: int | None = None
+    ) -> tuple[Interface, ...]:
+        """The IF-MIB interface table, with ifXTable names and HC counters when present."""
+        if_table = await self.walk(target, IF_ENTRY, timeout=timeout, retries=retries)
+        if_x_table = await self.walk(target, IF_X_ENTRY, timeout=timeout, retries=retries)
+        return interfaces_from_walk(if_table, if_x_table)
