@@ -2,8 +2,8 @@
 
 * ``rackbus serve [--config FILE] [--amqp URL]``: a runtime on the embedded
   in-memory bus (or on RabbitMQ) with the configuration and logging services,
-  and the TFTP and DHCP services when the configuration file has their
-  sections (see ``actors.config_file``), until SIGINT or SIGTERM;
+  and the TFTP, DHCP and poller services when the configuration file has
+  their sections (see ``actors.config_file``), until SIGINT or SIGTERM;
 * ``rackbus exchanges``: the nine exchanges and their routing keys, from the
   definitions in ``actors.exchanges``.
 """
@@ -24,6 +24,8 @@ from runtime import AmqpBus, Bus, BusUnavailable, MemoryBus, Restart, Runtime
 
 from .config_file import ConfigError, ServeConfig, load_config
 from .exchanges import ALL
+from .pollers.credentials import credentials_from_config
+from .pollers.service import start_pollers
 from .services.config_store import SqliteConfigStore
 from .services.configuration import SERVICE_KEY, ConfigurationService
 from .services.dhcp import start_dhcp
@@ -108,6 +110,16 @@ async def serve(
                 await start_tftp(runtime, config.tftp, nodes)
             if config.dhcp is not None:
                 await start_dhcp(runtime, config.dhcp, nodes, state_dir)
+            if config.pollers is not None:
+                await start_pollers(
+                    runtime,
+                    SqliteConfigStore(state_dir / "pollers.sqlite3", table="pollers"),
+                    credentials_from_config(config.credentials),
+                    graph_id=config.pollers.graph_id,
+                    timeout=config.pollers.timeout,
+                    snmp_enabled=config.pollers.snmp,
+                )
+                log.info("poller service: definitions in %s", state_dir / "pollers.sqlite3")
             log.info("ready; stop with SIGINT or SIGTERM")
             async for signum in signals:
                 log.info("received %s, stopping", signal.Signals(signum).name)

@@ -31,6 +31,16 @@ types are errors that name the key (``ConfigError``)::
     address = "10.1.0.1"
     root = "/var/lib/rackbus/tftp"
 
+    [pollers]                           # the poller service (pollers are made at run time)
+    timeout = 10
+
+    [credentials.bmc-admin]             # pollers name credentials; only this file holds them
+    user = "admin"
+    password_file = "/etc/rackbus/bmc-password"
+
+    [credentials.switches]
+    community_file = "/etc/rackbus/snmp-community"
+
 Environment variables (``RACKBUS_AMQP_*``) take precedence over the file.
 """
 
@@ -108,6 +118,29 @@ class TftpSection:
 
 
 @attrs.frozen
+class CredentialSection:
+    """IPMI credentials (``user`` and a password) or an SNMP v2c community, by reference.
+
+    Secrets may sit in the file or, better, in a file of their own (``*_file``).
+    """
+
+    user: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+    password_file: pathlib.Path | None = None
+    community: str | None = attrs.field(default=None, repr=False)
+    community_file: pathlib.Path | None = None
+
+
+@attrs.frozen
+class PollersSection:
+    """The poller service: a deadline per poll, and the graph id in its routing keys."""
+
+    timeout: float = 10.0
+    graph_id: str = "pollers"
+    snmp: bool = True
+
+
+@attrs.frozen
 class ServeConfig:
     """Everything ``rackbus serve`` reads from its configuration file."""
 
@@ -116,6 +149,8 @@ class ServeConfig:
     nodes: dict[str, str] = attrs.Factory(dict)
     dhcp: DhcpSection | None = None
     tftp: TftpSection | None = None
+    pollers: PollersSection | None = None
+    credentials: dict[str, CredentialSection] = attrs.Factory(dict)
 
 
 def _converter() -> cattrs.Converter:

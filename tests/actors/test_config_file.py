@@ -104,3 +104,32 @@ def test_node_directory_maps_macs_and_ips() -> None:
     assert nodes.node_for_ip("10.0.0.5") == EXTERNAL
     with pytest.raises(ValueError, match="node id"):
         nodes.register("52:54:00:00:00:02", "bad.id")
+
+
+def test_credentials_come_from_the_file_or_files_beside_it(tmp_path: pathlib.Path) -> None:
+    from actors.pollers.credentials import credentials_from_config
+
+    (tmp_path / "pw").write_text("from-a-file\n")
+    config = parse_config(
+        {
+            "pollers": {"timeout": 5},
+            "credentials": {
+                "bmc": {"user": "admin", "password_file": str(tmp_path / "pw")},
+                "inline": {"user": "root", "password": "calvin"},
+                "switches": {"community": "s3cret-community"},
+            },
+        }
+    )
+    assert config.pollers is not None and config.pollers.timeout == 5
+    assert "calvin" not in repr(config) and "s3cret-community" not in repr(config)
+    store = credentials_from_config(config.credentials)
+    assert store.ipmi("bmc").password == "from-a-file"
+    assert store.ipmi("inline").username == "root"
+    assert store.snmp("switches").secrets == ("s3cret-community",)
+    assert store.scrub("login calvin/from-a-file failed") == "login ***/*** failed"
+    assert "calvin" not in repr(store)
+    with pytest.raises(ValueError, match=r"\[credentials.half\]: give user and password"):
+        credentials_from_config(parse_config({"credentials": {"half": {"user": "x"}}}).credentials)
+    with pytest.raises(ValueError, match="cannot read"):
+        missing = {"m": {"user": "x", "password_file": str(tmp_path / "nope")}}
+        credentials_from_config(parse_config({"credentials": missing}).credentials)

@@ -1,0 +1,267 @@
+"""``PollerActor``: one actor per poller, polling a BMC or an SNMP agent on its own timer.
+
+Each round publishes the command on ``on.task`` (``ipmi.command.<command>.<graph>``
+or ``run.snmp.command.<graph>``, credentials by reference only), runs it with a
+deadline, publishes the result (``ipmi.command.<command>.result.<graph>`` or
+``snmp.command.result.<graph>``), then any alerts (``poller.alert.<graph>``) and
+reachability changes (``node.(in)accessible...``). The next round is a timer
+(``send_after``): one interval later, or later still after failures (see
+``schedule``). An idle poller holds no task between rounds.
+
+A failing poll never crashes the actor: its error, scrubbed of every secret,
+is the result's ``error``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import trio
+
+from protocols import ipmi, snmp
+from runtime import Actor, Timer, handler, message
+
+from ..exchanges.events import EventsClient, NodeAccessibility
+from ..exchanges.task import (
+    IpmiCommand,
+    IpmiCommandResult,
+    PollerAlert,
+    SnmpCommand,
+    SnmpCommandResult,
+    TaskClient,
+)
+from .alerts import Alert, AlertRule, PowerWatch, SensorWatch, match_rules
+from .credentials import CredentialStore
+from .definitions import PollerDefinition
+from .results import to_json
+from .schedule import Change, PollSchedule
+
+
+@message("PollerTick")
+@attrs.frozen
+class Tick:
+    """Time for the next round; ``generation`` tells stale timers from current ones."""
+
+    generation: int
+
+
+@message("PausePoller")
+@attrs.frozen
+class Pause:
+    """Stop polling until resumed."""
+
+
+@message("ResumePoller")
+@attrs.frozen
+class Resume:
+    """Poll now, then on the interval again."""
+
+
+@attrs.frozen
+class PollerTools:
+    """What every poller of a runtime shares: clients, credentials, the graph id, limits."""
+
+    credentials: CredentialStore
+    graph_id: str
+    ipmi: ipmi.IpmiClient | None = None
+    snmp: snmp.SnmpClient | None = None
+    timeout: float = 10.0
+    clock: Callable[[], float] = attrs.field(factory=lambda: _wall_clock)
+    """Wall-clock time for result timestamps (poll timing uses Trio's clock)."""
+
+
+def _wall_clock() -> float:
+    return datetime.datetime.now(datetime.UTC).timestamp()
+
+
+def _iso(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat()
+
+
+class PollFailed(Exception):
+    """A poll could not be made (the reason is safe to publish)."""
+
+
+class PollerActor(Actor):
+    """Polls on its own timer; ``Pause``/``Resume``/``PollNow`` control it."""
+
+    def __init__(self, definition: PollerDefinition, tools: PollerTools) -> None:
+        self.definition = definition
+        self.tools = tools
+        self.schedule = PollSchedule(definition.interval)
+        self.rules = [AlertRule.from_config(rule) for rule in definition.alerts]
+        self.sensors = SensorWatch()
+        self.power = PowerWatch()
+        self.last_sel_id: int | None = None
+        self.generation = 0
+        self.timer: Timer | None = None
+        self.rounds = 0
+
+    async def on_start(self) -> None:
+        if not self.definition.paused:
+            self._schedule(0.0)
+
+    async def on_stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+    def _schedule(self, delay: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.generation += 1
+        self.timer = self.ctx.send_after(delay, Tick(self.generation))
+
+    def pause(self) -> None:
+        """Stop polling until ``resume``."""
+        self.definition = attrs.evolve(self.definition, paused=True)
+        if self.timer is not None:
+            self.timer.cancel()
+        self.generation += 1
+
+    def resume(self) -> None:
+        """Poll now, then on the interval again."""
+        self.definition = attrs.evolve(self.definition, paused=False)
+        self._schedule(0.0)
+
+    @handler(control=True)
+    async def on_pause(self, request: Pause) -> None:
+        self.pause()
+
+    @handler(control=True)
+    async def on_resume(self, request: Resume) -> None:
+        self.resume()
+
+    @handler()
+    async def tick(self, tick: Tick) -> None:
+        if tick.generation != self.generation or self.definition.paused:
+            return
+        await self.poll_once()
+
+    async def poll_once(self) -> None:
+        """One round: command, result, alerts, reachability, next timer."""
+        d, tools = self.definition, self.tools
+        tasks = TaskClient(self.ctx)
+        self.rounds += 1
+        if d.type == "ipmi":
+            command = IpmiCommand(d.id, d.nodeId, d.command, d.credentialsRef)
+            await tasks.ipmi_command(d.command, tools.graph_id, command)
+        else:
+            oids = list(d.oids)
+            command_ = SnmpCommand(d.id, d.nodeId, d.host, d.credentialsRef, oids)
+            await tasks.run_snmp_command(tools.graph_id, command_)
+        result: Any = None
+        error: str | None = None
+        alerts: list[Alert] = []
+        try:
+            with trio.fail_after(tools.timeout):
+                result, alerts = await self._run()
+        except trio.TooSlowError:
+            error = f"no answer from {d.host}:{d.port} within {tools.timeout} s"
+        except Exception as exc:
+            error = tools.credentials.scrub(f"{type(exc).__name__}: {exc}")
+        now = tools.clock()
+        stamp = _iso(now)
+        if d.type == "ipmi":
+            outcome = IpmiCommandResult(d.id, d.nodeId, d.command, result, stamp, error)
+            await tasks.ipmi_command_result(d.command, tools.graph_id, outcome)
+        else:
+            await tasks.snmp_command_result(
+                tools.graph_id, SnmpCommandResult(d.id, d.nodeId, result, stamp, error)
+            )
+        for alert in alerts:
+            await tasks.poller_alert(
+                tools.graph_id,
+                PollerAlert(d.id, d.nodeId, alert.kind, alert.severity, alert.message, stamp,
+                            to_json(alert.data)),
+            )  # fmt: skip
+        due, change = (
+            self.schedule.succeeded(trio.current_time())
+            if error is None
+            else self.schedule.failed(trio.current_time())
+        )
+        if change is not Change.NONE:
+            await self._announce(change, error or f"{d.command} poll answered", stamp)
+        if not self.definition.paused:
+            self._schedule(max(0.0, due - trio.current_time()))
+
+    async def _announce(self, change: Change, reason: str, stamp: str) -> None:
+        event = NodeAccessibility(self.definition.nodeId, self.definition.id, reason, stamp)
+        events = EventsClient(self.ctx)
+        if change is Change.BECAME_ACCESSIBLE:
+            await events.node_accessible(event)
+        else:
+            await events.node_inaccessible(event)
+
+    async def _run(self) -> tuple[Any, list[Alert]]:
+        if self.definition.type == "ipmi":
+            return await self._run_ipmi()
+        return await self._run_snmp()
+
+    async def _run_ipmi(self) -> tuple[Any, list[Alert]]:
+        client = self.tools.ipmi
+        if client is None:
+            raise PollFailed("no IPMI client in this runtime")
+        d = self.definition
+        bmc = ipmi.BmcTarget(d.host, self.tools.credentials.ipmi(d.credentialsRef), d.port)
+        if d.command == "power":
+            state = await client.get_power(bmc)
+            return {"power": str(state)}, self.power.update(state.on)
+        if d.command == "chassis":
+            status = await client.get_chassis_status(bmc)
+            return to_json(status), self.power.update(status.power_on)
+        if d.command == "sdr":
+            sensors = await client.get_sensors(bmc)
+            return to_json(sensors), self.sensors.update(sensors)
+        return await self._run_sel(client, bmc)
+
+    async def _run_sel(
+        self, client: ipmi.IpmiClient, bmc: ipmi.BmcTarget
+    ) -> tuple[Any, list[Alert]]:
+        if self.last_sel_id is None:
+            entries = await client.get_sel(bmc)
+            new, reset = entries, False
+        else:
+            since = await client.get_sel_since(bmc, self.last_sel_id)
+            new, reset = since.entries, since.reset
+        if new:
+            self.last_sel_id = new[-1].record_id
+        fields = [_sel_fields(entry) for entry in new]
+        alerts = match_rules("sel", self.rules, fields)
+        return {"entries": to_json(new), "reset": reset}, alerts
+
+    async def _run_snmp(self) -> tuple[Any, list[Alert]]:
+        client = self.tools.snmp
+        if client is None:
+            raise PollFailed("no SNMP client in this runtime")
+        d = self.definition
+        target = snmp.SnmpTarget(d.host, self.tools.credentials.snmp(d.credentialsRef), d.port)
+        if d.command == "interfaces":
+            interfaces = await client.get_interfaces(target)
+            rows = [{**to_json(i), "mac": i.mac} for i in interfaces]
+            return rows, match_rules("snmp", self.rules, rows)
+        varbinds = await client.get(target, *d.oids)
+        values = {str(vb.oid): _snmp_value(vb.value) for vb in varbinds}
+        items = [{"oid": oid, "value": value} for oid, value in values.items()]
+        return values, match_rules("snmp", self.rules, items)
+
+
+def _sel_fields(entry: ipmi.SelEntry) -> dict[str, Any]:
+    """A SEL entry under the field names alert rules use (RackHD's)."""
+    return {
+        "recordId": entry.record_id,
+        "sensorType": entry.sensor_type_name,
+        "sensorName": entry.sensor_name,
+        "event": entry.description,
+        "severity": entry.severity,
+        "asserted": entry.asserted,
+    }
+
+
+def _snmp_value(value: object) -> Any:
+    data = to_json(value)
+    if isinstance(data, dict) and "value" in data and len(data) == 1:
+        return data["value"]
+    return data
