@@ -56,21 +56,34 @@ Observer = Callable[[str, Any, Any, "Exception | None"], None]
 
 
 class Route:
-    """One binding of one actor and the handlers that serve it; the bus's consumer."""
+    """One binding of one actor and the handlers that serve it; the bus's consumer.
 
-    __slots__ = ("address", "binding", "cell", "control", "handlers")
+    A delivery that one of the ``control=True`` handlers takes goes to the
+    mailbox's control lane; everything else to the ordinary lane.
+    """
+
+    __slots__ = ("address", "binding", "cell", "control_handlers", "handlers")
 
     def __init__(
-        self, cell: ActorCell, address: Address, handlers: tuple[HandlerSpec, ...], control: bool
+        self, cell: ActorCell, address: Address, handlers: tuple[HandlerSpec, ...]
     ) -> None:
         self.cell = cell
         self.address = address
         self.handlers = handlers
-        self.control = control
+        self.control_handlers = tuple(spec for spec in handlers if spec.control)
         self.binding: Binding | None = None
 
+    def is_control(self, delivery: Delivery) -> bool:
+        """Whether ``delivery`` belongs in the control lane."""
+        if not self.control_handlers:
+            return False
+        if len(self.control_handlers) == len(self.handlers):
+            return True
+        payload, type_name = delivery.payload, delivery.type_name
+        return any(spec.accepts(payload, type_name) for spec in self.control_handlers)
+
     async def deliver(self, delivery: Delivery, deadline: float) -> None:
-        if self.control:
+        if self.is_control(delivery):
             await self.cell.mailbox.put_control((self, delivery), deadline)
         else:
             await self.cell.mailbox.put((self, delivery), deadline)
@@ -207,18 +220,16 @@ class ActorCell:
             self._activate()
 
     def _make_routes(self, cls: type[Actor]) -> None:
-        groups: dict[tuple[str, str, bool], list[HandlerSpec]] = {}
+        groups: dict[tuple[str, str], list[HandlerSpec]] = {}
         for spec in cls.handler_specs():
             if spec.exchange is None or spec.pattern is None:
                 address = self.runtime.own_address(self.id)
             else:
                 address = Address(spec.exchange, self.runtime.format_pattern(spec.pattern, self.id))
-            groups.setdefault((address.exchange, address.routing_key, spec.control), []).append(
-                spec
-            )
+            groups.setdefault((address.exchange, address.routing_key), []).append(spec)
         self.routes = [
-            Route(self, Address(exchange, pattern), tuple(specs), control)
-            for (exchange, pattern, control), specs in groups.items()
+            Route(self, Address(exchange, pattern), tuple(specs))
+            for (exchange, pattern), specs in groups.items()
         ]
 
     async def _bind(self) -> None:

@@ -67,7 +67,7 @@ async def call_handler(
     if route is None:
         raise LookupError(f"actor {ref.key!r} has no handler {name!r}")
     spec = next(h for h in route.handlers if h.name == name)
-    single = Route(cell, route.address, (spec,), route.control)
+    single = Route(cell, route.address, (spec,))
     responder = PendingCall()
     delivery = Delivery(
         route.address.exchange,

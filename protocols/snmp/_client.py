@@ -99,6 +99,16 @@ class SnmpClient:
         self._engine: Any = None
         self._transports: dict[tuple[str, int, float, int], Any] = {}
         self._auths: dict[CommunityAuth | UsmAuth, Any] = {}
+        self._loop: Any = None
+
+    async def _aio(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run an asyncio coroutine function on this client's loop, from any Trio task
+        (tasks outside the one that opened the client do not see its loop otherwise)."""
+        token = trio_asyncio.current_loop.set(self._loop)
+        try:
+            return await trio_asyncio.aio_as_trio(fn)(*args, **kwargs)
+        finally:
+            trio_asyncio.current_loop.reset(token)
 
     async def __aenter__(self) -> Self:
         stack = contextlib.AsyncExitStack()
@@ -106,6 +116,7 @@ class SnmpClient:
         try:
             if trio_asyncio.current_loop.get() is None:
                 await stack.enter_async_context(trio_asyncio.open_loop())
+            self._loop = trio_asyncio.current_loop.get()
             self._engine = _hl.SnmpEngine()
             stack.callback(self._close_engine)
         except BaseException:
@@ -135,8 +146,11 @@ class SnmpClient:
         transport = self._transports.get(key)
         if transport is None:
             try:
-                transport = await trio_asyncio.aio_as_trio(_hl.UdpTransportTarget.create)(
-                    (target.host, target.port), timeout=timeout, retries=retries
+                transport = await self._aio(
+                    _hl.UdpTransportTarget.create,
+                    (target.host, target.port),
+                    timeout=timeout,
+                    retries=retries,
                 )
             except Exception as exc:
                 message = redact(f"cannot resolve {target.host!r}: {exc}", target.auth.secrets)
@@ -168,7 +182,8 @@ class SnmpClient:
             with trio.fail_after(per_try * tries + _DEADLINE_SLACK):
                 async with self._in_flight:
                     transport = await self._transport(target, per_try, tries - 1)
-                    indication, status, index, varbinds = await trio_asyncio.aio_as_trio(command)(
+                    indication, status, index, varbinds = await self._aio(
+                        command,
                         self._engine,
                         auth,
                         transport,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import pathlib
+import string
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,6 +12,9 @@ import attrs
 import orjson
 import pytest
 import trio
+import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actors.exchanges import events
 from actors.exchanges import task as conv
@@ -29,9 +34,11 @@ from protocols.ipmi import (
     Thresholds,
 )
 from protocols.ipmi.fakebmc import FakeBmcProcess, open_fake_bmcs
+from protocols.snmp import CommunityAuth
 from runtime import RemoteError, Runtime
 from runtime.testing import Inbox
 from tests.protocols.ipmi._peers import free_udp_port
+from tests.protocols.snmp import _peers as snmp_peers
 
 SECRET = "Zq8-secret-77"
 CREDENTIALS = Credentials("admin", SECRET)
@@ -210,3 +217,71 @@ async def test_a_threshold_crossing_alerts_once_and_clears_once(autojump_clock: 
         ("critical", True),
         ("information", False),
     ]
+
+
+async def test_snmp_pollers_read_oids_and_interfaces_from_snmpd(tmp_path: pathlib.Path) -> None:
+    port = snmp_peers.free_udp_port()
+    process = snmp_peers.start_snmpd(tmp_path, port)
+    credentials = CredentialStore(snmp={"sw": CommunityAuth(snmp_peers.COMMUNITY)})
+    try:
+        async with Runtime() as rt:
+            inbox = Inbox()
+            await inbox.bind(rt.bus, conv.NAME, "snmp.command.result.#")
+            await start_pollers(rt, MemoryConfigStore(), credentials, timeout=5.0)
+            base = PollerDefinition(
+                id="sys", type="snmp", command="oids", nodeId="switch-1", host="127.0.0.1",
+                credentialsRef="sw", port=port, oids=["1.3.6.1.2.1.1.5.0"], interval=60.0,
+                alerts=[{"oid": "1.3.6.1.2.1.1.5.0", "value": "/./", "severity": "information"}],
+            )  # fmt: skip
+            await PollerClient(rt).create(base)
+            await PollerClient(rt).create(attrs.evolve(base, id="ifs", command="interfaces"))
+            deliveries = await inbox.wait_for(2, timeout=30)
+    finally:
+        snmp_peers.stop(process)
+    by_poller = {d.payload.pollerId: d.payload for d in deliveries}
+    assert by_poller["sys"].error is None and by_poller["ifs"].error is None
+    assert isinstance(by_poller["sys"].result["1.3.6.1.2.1.1.5.0"], str)
+    names = {row["descr"] for row in by_poller["ifs"].result}
+    assert "lo" in names
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    password=st.text(
+        alphabet=string.ascii_letters + string.digits + "!#%&-_", min_size=8, max_size=20
+    )
+)
+def test_no_secret_reaches_the_bus_or_the_log(password: str) -> None:
+    """Whatever the password, and even when an error quotes it, nothing published holds it."""
+
+    class LeakyBmc:
+        async def get_power(self, bmc: BmcTarget, **_: object) -> object:
+            raise RuntimeError(f"login as {bmc.credentials.username}/{password} refused")
+
+    credentials = CredentialStore({"bmc": Credentials("admin", password)})
+    tools = PollerTools(credentials, "g1", LeakyBmc())  # type: ignore[arg-type]
+    published: list[bytes] = []
+    records: list[str] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(self.format(record))
+
+    async def main() -> None:
+        async with Runtime() as rt:
+            inbox = Inbox()
+            await inbox.bind(rt.bus, conv.NAME, "#")
+            await inbox.bind(rt.bus, events.NAME, "#")
+            await rt.spawn(PollerActor, power_poller(623), tools, key="poller:p1")
+            await trio.sleep(30)
+            published.extend(orjson.dumps(d.payload, default=repr) for d in inbox.deliveries)
+
+    handler = Capture(level=logging.DEBUG)
+    logging.getLogger().addHandler(handler)
+    try:
+        trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert len(published) >= 3  # command, failed result, inaccessible event
+    assert not any(password.encode() in blob for blob in published)
+    assert not any(password in line for line in records)

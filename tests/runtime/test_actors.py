@@ -291,3 +291,46 @@ async def test_an_exception_status_travels_to_the_caller(autojump_clock) -> None
         with pytest.raises(RemoteError) as caught:
             await rt.call(ref, Ping(1))
         assert (caught.value.name, caught.value.status) == ("ValueError", 422)
+
+
+@message("LaneWork")
+@attrs.frozen
+class LaneWork:
+    n: int
+
+
+@message("LaneStop")
+@attrs.frozen
+class LaneStop:
+    pass
+
+
+class TwoLanes(Actor):
+    """Own-address handlers in both lanes: each message goes to its handler's lane only."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    @handler(control=True)
+    async def stop_now(self, request: LaneStop) -> str:
+        self.log.append("stop")
+        return "stopping"
+
+    @handler()
+    async def work(self, request: LaneWork) -> int:
+        self.log.append(f"work {request.n}")
+        return request.n
+
+
+async def test_control_and_ordinary_handlers_share_an_address_without_refusals(
+    autojump_clock: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with Runtime() as rt:
+        ref = await rt.spawn(TwoLanes, key="lanes")
+        assert await rt.call(ref, LaneWork(1)) == 1
+        assert await rt.call(ref, LaneStop()) == "stopping"
+        await rt.tell(ref, LaneWork(2))
+        await trio.sleep(1)
+        assert ref._cell.actor.log == ["work 1", "stop", "work 2"]  # type: ignore[attr-defined]
+        assert ref._cell.rejected == 0
+    assert "refused" not in caplog.text
