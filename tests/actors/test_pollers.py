@@ -37,6 +37,7 @@ from protocols.ipmi.fakebmc import FakeBmcProcess, open_fake_bmcs
 from protocols.snmp import CommunityAuth
 from runtime import RemoteError, Runtime
 from runtime.testing import Inbox
+from tests.protocols.ipmi import _peers as ipmi_peers
 from tests.protocols.ipmi._peers import free_udp_port
 from tests.protocols.snmp import _peers as snmp_peers
 
@@ -285,3 +286,37 @@ def test_no_secret_reaches_the_bus_or_the_log(password: str) -> None:
     assert len(published) >= 3  # command, failed result, inaccessible event
     assert not any(password.encode() in blob for blob in published)
     assert not any(password in line for line in records)
+
+
+async def test_sel_and_sdr_pollers_against_ipmi_sim(tmp_path: pathlib.Path) -> None:
+    port = ipmi_peers.free_udp_port()
+    process = ipmi_peers.start_ipmi_sim(tmp_path, port)
+    credentials = CredentialStore({"sim": Credentials(ipmi_peers.USER, ipmi_peers.PASSWORD)})
+    try:
+        async with Runtime() as rt:
+            inbox = Inbox()
+            await inbox.bind(rt.bus, conv.NAME, "#")
+            await start_pollers(rt, MemoryConfigStore(), credentials, timeout=10.0)
+            sel = PollerDefinition(
+                id="sel", type="ipmi", command="sel", nodeId="node-3", host="127.0.0.1",
+                credentialsRef="sim", port=port, interval=60.0,
+                alerts=[{"sensorType": "Power Supply", "event": "/Fail/", "severity": "critical"}],
+            )  # fmt: skip
+            await PollerClient(rt).create(sel)
+            await PollerClient(rt).create(attrs.evolve(sel, id="sdr", command="sdr", alerts=[]))
+            with trio.fail_after(60):
+                while len([d for d in inbox.deliveries if "result" in d.routing_key]) < 2:
+                    await trio.sleep(0.05)
+    finally:
+        ipmi_peers.stop(process)
+    by_poller = {
+        d.payload.pollerId: d.payload
+        for d in inbox.deliveries
+        if isinstance(d.payload, conv.IpmiCommandResult)
+    }
+    assert by_poller["sel"].error is None and len(by_poller["sel"].result["entries"]) == 3
+    assert {s["name"] for s in by_poller["sdr"].result} == {"MB Temp", "CPU Temp"}
+    alerts = [d.payload for d in inbox.deliveries if isinstance(d.payload, conv.PollerAlert)]
+    kinds = sorted((a.kind, a.severity) for a in alerts)
+    # the power-supply failure matches the SEL rule; CPU Temp is above its non-critical threshold
+    assert kinds == [("sdr", "warning"), ("sel", "critical")]
