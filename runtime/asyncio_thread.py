@@ -44,7 +44,9 @@ class AsyncioThread:
     ) -> None:
         """Run the loop until cancelled; then run ``shutdown()`` on it, stop it, join the thread."""
         self._token = trio.lowlevel.current_trio_token()
-        loop = self.loop = asyncio.new_event_loop()
+        # A plain selector loop: trio-asyncio, once imported, makes new_event_loop()
+        # refuse to run inside Trio.
+        loop = self.loop = asyncio.SelectorEventLoop()
         running = trio.Event()
         loop.call_soon(self._token.run_sync_soon, running.set)
         thread = threading.Thread(target=self._run_forever, name=self.name, daemon=True)
