@@ -31,14 +31,19 @@ async def test_serve_on_rabbitmq_until_sigterm(tmp_path: pathlib.Path) -> None:
     )
     assert proc.stderr is not None
     log = b""
-    with trio.fail_after(60):
-        while b"ready" not in log:
-            chunk = await proc.stderr.receive_some()
-            assert chunk, log.decode()
-            log += chunk
-        proc.send_signal(signal.SIGTERM)
-        code = await proc.wait()
-        log += b"".join([chunk async for chunk in proc.stderr])
+    try:
+        with trio.fail_after(60):
+            while b"ready" not in log:
+                chunk = await proc.stderr.receive_some()
+                assert chunk, log.decode()
+                log += chunk
+            proc.send_signal(signal.SIGTERM)
+            code = await proc.wait()
+            log += b"".join([chunk async for chunk in proc.stderr])
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.aclose()
     text = log.decode()
     assert code == 0, text
     assert "started on RabbitMQ at AmqpBus('amqp://guest:***@127.0.0.1:5672/'" in text

@@ -46,9 +46,12 @@ class Serving:
     async def __aexit__(self, *exc_info: object) -> None:
         assert self.proc.stderr is not None
         self.proc.send_signal(signal.SIGTERM)
-        with trio.fail_after(30):
-            code = await self.proc.wait()
-            self.log += b"".join([chunk async for chunk in self.proc.stderr])
+        try:
+            with trio.fail_after(30):
+                code = await self.proc.wait()
+                self.log += b"".join([chunk async for chunk in self.proc.stderr])
+        finally:
+            await self.proc.aclose()
         assert code == 0, self.text
 
     @property

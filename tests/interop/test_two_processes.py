@@ -113,3 +113,4 @@ async def test_a_calls_b_then_b_stops_and_calls_fail_at_once(signum: int) -> Non
             proc.kill()
             with trio.move_on_after(10):
                 await proc.wait()
+        await proc.aclose()
