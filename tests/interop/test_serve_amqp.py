@@ -10,6 +10,8 @@ import sys
 
 import trio
 
+from .processes import close_process
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
@@ -41,9 +43,7 @@ async def test_serve_on_rabbitmq_until_sigterm(tmp_path: pathlib.Path) -> None:
             code = await proc.wait()
             log += b"".join([chunk async for chunk in proc.stderr])
     finally:
-        if proc.returncode is None:
-            proc.kill()
-        await proc.aclose()
+        await close_process(proc)
     text = log.decode()
     assert code == 0, text
     assert "started on RabbitMQ at AmqpBus('amqp://guest:***@127.0.0.1:5672/'" in text

@@ -13,6 +13,7 @@ import sys
 import trio
 
 from .netns import VethLink, require, veth_link
+from .processes import close_process
 from .test_dhcp_clients import bound_line, client, client_mac, hook
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -51,7 +52,7 @@ class Serving:
                 code = await self.proc.wait()
                 self.log += b"".join([chunk async for chunk in self.proc.stderr])
         finally:
-            await self.proc.aclose()
+            await close_process(self.proc)
         assert code == 0, self.text
 
     @property

@@ -21,6 +21,8 @@ import trio
 from runtime import Address, NoResponder, Runtime
 from runtime.amqp_bus import AmqpBus
 
+from .processes import close_process
+
 EXCHANGE = "on.test2p"
 CALL_TIMEOUT = 10.0
 
@@ -109,8 +111,4 @@ async def test_a_calls_b_then_b_stops_and_calls_fail_at_once(signum: int) -> Non
             elapsed = trio.current_time() - start
             assert elapsed < 1.0, f"NoResponder took {elapsed:.2f} s"
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            with trio.move_on_after(10):
-                await proc.wait()
-        await proc.aclose()
+        await close_process(proc)
