@@ -9,6 +9,7 @@ and, when the message would exceed ``max_size``, overloads ``file`` and ``sname`
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterable
 from ipaddress import IPv4Address
@@ -239,7 +240,7 @@ def parse(data: bytes) -> Packet:
             _scan(sname, 0, len(sname), parts, count)
             sname = b""
         parts.pop(OptionCode.OVERLOAD, None)
-    options = tuple(Option(code, decode_value(code, b"".join(p))) for code, p in parts.items())
+    options = tuple(_decoded(code, b"".join(p)) for code, p in parts.items())
     return Packet(
         op=op,
         xid=xid,
@@ -259,16 +260,40 @@ def parse(data: bytes) -> Packet:
     )
 
 
-def _instances(option: Option) -> list[bytes]:
-    """The wire instances of one option: long values split in 255-byte pieces (RFC 3396)."""
-    code = option.code
+@functools.lru_cache(maxsize=4096)
+def _decoded(code: int, data: bytes) -> Option:
+    """One option from its bytes; clients of one kind send the same ones, so decoding is
+    remembered (every decoded value is immutable)."""
+    return Option(code, decode_value(code, data))
+
+
+def _instances(option: Option) -> tuple[bytes, ...]:
+    """The wire instances of one option: long values split in 255-byte pieces (RFC 3396).
+
+    Servers send the same options (server id, lease time, routers...) in every reply, so
+    the encoding of hashable values is remembered (keyed by the value's type too, so that
+    ``True`` is never taken for ``1``).
+    """
+    value = option.value
+    try:
+        return _encoded_instances(option.code, type(value).__qualname__, value)
+    except TypeError:  # an unhashable value (a list where a tuple belongs): refused below
+        return _encode_instances(option.code, value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _encoded_instances(code: int, kind: str, value: OptionValue) -> tuple[bytes, ...]:
+    return _encode_instances(code, value)
+
+
+def _encode_instances(code: int, value: OptionValue) -> tuple[bytes, ...]:
     if not 1 <= code <= 254 or code == OptionCode.OVERLOAD:
         raise LocalProtocolError(f"option code {code} cannot be set (52 is chosen by encode)")
-    data = encode_value(code, option.value)
+    data = encode_value(code, value)
     if not data:
-        return [bytes((code, 0))]
+        return (bytes((code, 0)),)
     chunks = (data[i : i + 255] for i in range(0, len(data), 255))
-    return [bytes((code, len(chunk))) + chunk for chunk in chunks]
+    return tuple(bytes((code, len(chunk))) + chunk for chunk in chunks)
 
 
 def _fixed(packet: Packet, sname: bytes, file: bytes) -> bytes:
