@@ -1,8 +1,7 @@
 """``AmqpBus``: the ``Bus`` on RabbitMQ, with the same contract as ``MemoryBus``.
 
-Design, chosen by measurement (see ``asyncio_thread``): aiormq runs on a stock
-asyncio loop in a thread owned by the runtime's nursery; Trio and asyncio
-exchange work in batches. Topology and delivery:
+The broker connection is ``AmqpConnection``, native to Trio (its docstring
+gives the measurements behind that choice). Topology and delivery:
 
 * the exchanges are durable topic exchanges, declared on first use;
 * one consumer queue per process (durable, named after the runtime, deleted
@@ -22,7 +21,8 @@ exchange work in batches. Topology and delivery:
   declared and deleted per call; unmatched replies are counted and logged;
   replies travel as RackHD does (``Result {value}``, ``ErrorEvent``, or an
   envelope such as ``MacAddress``), the value's own type in a header;
-* when the connection drops, the bus reconnects with exponential backoff and
+* when the connection drops (or the broker cancels the consumer, say because
+  the queue was deleted), the bus reconnects with exponential backoff and
   jitter, declares and binds again and resumes consuming. Publishes made
   meanwhile wait in a bounded buffer (``PublishBufferFull`` when full) and go
   out after the reconnect; calls in flight fail with ``ConnectionLost`` and
@@ -31,25 +31,22 @@ exchange work in batches. Topology and delivery:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import random
 import ssl
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-import aiormq
 import attrs
 import orjson
 import trio
-from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 
+from .amqp_connection import AmqpClosed, AmqpConnection, AmqpMessage, Outcome
 from .amqp_url import AmqpAddress
-from .asyncio_thread import AsyncioThread
 from .bus import (
     DEFAULT_CALL_TIMEOUT,
     Binding,
@@ -189,7 +186,7 @@ class _Responder:
         # Replies are not awaited: the caller's deadline covers them, and the
         # handler's next message need not wait for the broker's confirm.
         record = _Publish("", self.reply_to, body, properties, mandatory=False, is_call=True)
-        self.bus._thread.to_asyncio(self.bus._core.publish, record)
+        self.bus._submit(record)
         await trio.lowlevel.checkpoint()
 
 
@@ -223,17 +220,28 @@ class AmqpBus(Bus):
         self.reconnect = reconnect
         self.reply_queue_per_call = reply_queue_per_call
         self.queue = f"rackbus.{name}.{uuid.uuid4().hex[:12]}"
-        self._thread = AsyncioThread(f"rackbus-amqp-{name}")
-        self._core = _Core(self)
         self._routes = RoutingTable()
         self._amqp_bindings: dict[tuple[str, str], int] = {}
         self._declared: set[str] = set()
         self._calls: dict[str, PendingCall] = {}
-        self._incoming_send, self._incoming = trio.open_memory_channel[
-            tuple[DeliveredMessage, int]
-        ](math.inf)
+        self._incoming_send, self._incoming = trio.open_memory_channel[tuple[AmqpMessage, int]](
+            math.inf
+        )
         self._scope = trio.CancelScope()
         self._stopped = trio.Event()
+        self._connection: AmqpConnection | None = None
+        self._connections: trio.Nursery | None = None
+        self._tasks: trio.Nursery | None = None
+        self._connected = False
+        self._closing = False
+        self._reconnects = 0
+        self._unconfirmed = 0
+        self._buffer: deque[_Publish] = deque()
+        self._consumer_tag: str | None = None
+        self._generation = 0
+        self._received: deque[int] = deque()
+        self._settled: set[int] = set()
+        self._rng = random.Random()
         self._counts = dict.fromkeys(
             (
                 "published",
@@ -259,16 +267,25 @@ class AmqpBus(Bus):
     async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         failure: BaseException | None = None
         try:
-            with self._scope:
-                async with trio.open_nursery() as nursery:
-                    try:
-                        await nursery.start(self._thread.run, self._core.shutdown)
-                        await self._thread.call(self._core.connect_first)
-                        nursery.start_soon(self._dispatch)
-                        task_status.started()
-                    except BusUnavailable as exc:
-                        failure = exc
-                        nursery.cancel_scope.cancel()
+            # connections shield themselves, so the shutdown below can still use one
+            async with trio.open_nursery() as connections:
+                self._connections = connections
+                try:
+                    with self._scope:
+                        async with trio.open_nursery() as tasks:
+                            self._tasks = tasks
+                            try:
+                                await self._connect_first()
+                            except BusUnavailable as exc:
+                                failure = exc
+                                tasks.cancel_scope.cancel()
+                            else:
+                                tasks.start_soon(self._dispatch)
+                                tasks.start_soon(self._supervise)
+                                task_status.started()
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await self._shutdown()
         finally:
             self._stopped.set()
         if failure is not None:
@@ -281,13 +298,120 @@ class AmqpBus(Bus):
         for pending in list(self._calls.values()):
             pending.settle(error=ConnectionLost(f"bus to {self.address.safe} closed"))
 
+    async def _connect_first(self) -> None:
+        try:
+            await self._connect()
+        except Exception as exc:
+            raise BusUnavailable(
+                f"cannot connect to {self.address.safe}: "
+                f"{self.address.scrub(str(exc) or type(exc).__name__)}"
+            ) from None
+
+    async def _connect(self) -> None:
+        """Open a connection, declare and bind everything again, and start consuming."""
+        assert self._connections is not None
+        connection = AmqpConnection(self.address)
+        connection.ack_batch = max(1, self.prefetch // 16)
+        await self._connections.start(connection.run, self.connect_timeout)
+        try:
+            with trio.fail_after(self.connect_timeout):
+                await connection.basic_qos(self.prefetch)
+                await connection.basic_consume(REPLY_TO, self._on_reply, no_ack=True)
+                for exchange in self._declared:
+                    await connection.exchange_declare(exchange)
+                await connection.queue_declare(
+                    self.queue,
+                    durable=True,
+                    arguments={"x-expires": int(self.queue_expires * 1000)},
+                )
+                for exchange, pattern in list(self._amqp_bindings):
+                    await connection.queue_bind(self.queue, exchange, pattern)
+                self._generation += 1  # acks of deliveries from an older channel are void
+                self._received.clear()
+                self._settled.clear()
+                self._consumer_tag = await connection.basic_consume(
+                    self.queue,
+                    self._on_message,
+                    no_ack=False,
+                    # the queue was deleted under us: a new connection declares it again
+                    on_cancel=lambda: connection.abort(
+                        f"the broker cancelled consuming {self.queue}"
+                    ),
+                )
+        except BaseException:
+            connection.abort()
+            raise
+        self._connection = connection
+        self._connected = True
+        buffered, self._buffer = self._buffer, deque()
+        for record in buffered:
+            self._submit(record)
+
+    async def _supervise(self) -> None:
+        while True:
+            connection = self._connection
+            assert connection is not None
+            await connection.closed.wait()
+            reason = self.address.scrub(connection.error)
+            self._connected = False
+            log.warning("connection to %s lost (%s); reconnecting", self.address.safe, reason)
+            self._on_connection_lost(reason)
+            attempt = 0
+            while True:
+                attempt += 1
+                await trio.sleep(self.reconnect.delay(attempt, self._rng))
+                try:
+                    await self._connect()
+                except (AmqpClosed, OSError, trio.TooSlowError) as exc:
+                    log.warning(
+                        "reconnect %d to %s failed: %s",
+                        attempt,
+                        self.address.safe,
+                        self.address.scrub(str(exc) or type(exc).__name__),
+                    )
+                    continue
+                self._reconnects += 1
+                log.warning("reconnected to %s", self.address.safe)
+                break
+
+    async def _shutdown(self) -> None:
+        self._closing = True
+        self._connected = False
+        buffered, self._buffer = self._buffer, deque()
+        for record in buffered:
+            record.finish(BusUnavailable("bus closed"))
+        connection = self._connection
+        if connection is None:
+            return
+        try:
+            if not connection.closed.is_set():
+                try:
+                    with trio.fail_after(5):
+                        if self._consumer_tag:
+                            await connection.basic_cancel(self._consumer_tag)
+                        await connection.queue_delete(self.queue)
+                except (AmqpClosed, trio.TooSlowError) as exc:
+                    log.info("could not delete queue %s: %s", self.queue, exc)
+            await connection.aclose()
+        finally:
+            connection.abort()
+
     # -- bindings --------------------------------------------------------------------
 
     async def _declare(self, exchange: str) -> None:
         if exchange not in self._declared:
             check_exchange(exchange)
-            await self._thread.call(self._core.declare_exchange, exchange)
+            connection = self._connection
+            if self._connected and connection is not None:
+                await self._on_broker(connection.exchange_declare(exchange))
             self._declared.add(exchange)
+
+    async def _on_broker(self, operation: Coroutine[Any, Any, T]) -> T:
+        """Await a synchronous method; a lost connection becomes ``ConnectionLost``."""
+        try:
+            return await operation
+        except AmqpClosed as exc:
+            raise ConnectionLost(f"{self.address.safe}: {self.address.scrub(str(exc))}") from None
 
     async def bind(self, exchange: str, pattern: str, consumer: Consumer) -> Binding:
         binding = Binding(exchange, check_pattern(pattern), consumer)
@@ -295,8 +419,9 @@ class AmqpBus(Bus):
         self._routes.index(exchange).add(pattern, binding)
         key = (exchange, pattern)
         self._amqp_bindings[key] = self._amqp_bindings.get(key, 0) + 1
-        if self._amqp_bindings[key] == 1:
-            await self._thread.call(self._core.bind, exchange, pattern)
+        connection = self._connection
+        if self._amqp_bindings[key] == 1 and self._connected and connection is not None:
+            await self._on_broker(connection.queue_bind(self.queue, exchange, pattern))
         return binding
 
     async def unbind(self, binding: Binding) -> None:
@@ -308,7 +433,13 @@ class AmqpBus(Bus):
         self._amqp_bindings[key] -= 1
         if self._amqp_bindings[key] == 0:
             del self._amqp_bindings[key]
-            await self._thread.call(self._core.unbind, binding.exchange, binding.pattern)
+            connection = self._connection
+            if self._connected and connection is not None:
+                await self._on_broker(
+                    connection.queue_unbind(self.queue, binding.exchange, binding.pattern)
+                )
+                return
+        await trio.lowlevel.checkpoint()
 
     # -- publishing --------------------------------------------------------------------
 
@@ -320,9 +451,63 @@ class AmqpBus(Bus):
             **extra,
         )
 
+    def _submit(self, record: _Publish) -> None:
+        """Send ``record`` now, or buffer it until the connection is back."""
+        connection = self._connection
+        if self._connected and connection is not None and connection.is_open:
+            self._unconfirmed += 1
+            connection.publish(
+                record.exchange,
+                record.routing_key,
+                record.body,
+                record.properties,
+                mandatory=record.mandatory,
+                on_confirm=lambda outcome: self._confirmed(record, outcome),
+            )
+        elif self._closing or record.abandoned:
+            record.finish(BusUnavailable("bus closed"))
+        elif record.is_call and record.exchange:
+            record.finish(BusUnavailable(f"no connection to {self.address.safe}; call refused"))
+        elif len(self._buffer) >= self.publish_buffer:
+            record.finish(
+                PublishBufferFull(
+                    f"no connection to {self.address.safe} and the outage buffer is full "
+                    f"({self.publish_buffer} messages)"
+                )
+            )
+        else:
+            self._buffer.append(record)
+
+    def _confirmed(self, record: _Publish, outcome: Outcome) -> None:
+        self._unconfirmed -= 1
+        if outcome is Outcome.ACKED:
+            if record.on_failure is None:  # a call's reply settles it instead
+                record.finish(None)
+        elif outcome is Outcome.RETURNED:
+            record.finish(_Returned())
+        elif outcome is Outcome.NACKED:
+            record.finish(
+                PublishRefused(
+                    f"the broker refused a message for {record.exchange}/{record.routing_key}"
+                )
+            )
+        elif record.abandoned or self._closing:
+            record.finish(BusUnavailable("bus closed"))
+        elif record.is_call:
+            connection = self._connection
+            reason = connection.error if connection is not None else "closed"
+            record.finish(
+                ConnectionLost(
+                    f"connection to {self.address.safe} lost while sending a call: "
+                    f"{self.address.scrub(reason)}"
+                )
+            )
+        else:
+            self._submit(record)  # again after the reconnect (at least once)
+
     async def _send(self, record: _Publish, deadline: float) -> None:
-        self._thread.to_asyncio(self._core.publish, record)
-        if deadline == math.inf:  # no cancel scope on the common path: it costs as much as a hop
+        self._submit(record)
+        if deadline == math.inf:  # no cancel scope on the common path
             await record.done.wait()
         else:
             with trio.move_on_at(deadline):
@@ -371,7 +556,7 @@ class AmqpBus(Bus):
         type_name, body = self.codec.encode(message)
         await self._declare(exchange)
         self._counts["calls"] += 1
-        if not self._core.connected:
+        if not self._connected:
             raise BusUnavailable(
                 f"call to {exchange}/{routing_key} refused: no connection to {self.address.safe}"
             )
@@ -382,9 +567,7 @@ class AmqpBus(Bus):
         try:
             with trio.move_on_at(deadline):
                 if self.reply_queue_per_call:
-                    reply_queue = await self._thread.call(
-                        self._core.open_reply_queue, correlation_id
-                    )
+                    reply_queue = await self._open_reply_queue(correlation_id)
                 record = _Publish(
                     exchange,
                     routing_key,
@@ -401,12 +584,12 @@ class AmqpBus(Bus):
                 )
                 # the reply settles the call; the publish reports back only if it failed
                 record.on_failure = lambda error: pending.settle(error=error)
-                self._thread.to_asyncio(self._core.publish, record)
+                self._submit(record)
                 await pending.event.wait()
         finally:
             del self._calls[correlation_id]
             if reply_queue is not None:
-                self._thread.to_asyncio(self._core.close_reply_queue, reply_queue)
+                self._close_reply_queue(reply_queue)
         if not pending.event.is_set():
             record.abandoned = True
             self._counts["calls_timed_out"] += 1
@@ -422,8 +605,35 @@ class AmqpBus(Bus):
 
     # -- receiving (Trio side) -------------------------------------------------------
 
-    def _on_reply(self, message: DeliveredMessage, correlation_id: str | None = None) -> None:
-        props = message.header.properties
+    async def _open_reply_queue(self, correlation_id: str) -> str:
+        """An exclusive queue for one call's reply, as RackHD used (``reply_queue_per_call``)."""
+        connection = self._connection
+        if not self._connected or connection is None:
+            raise BusUnavailable(f"no connection to {self.address.safe}; call refused")
+        name = await self._on_broker(connection.queue_declare("", exclusive=True, auto_delete=True))
+        await self._on_broker(
+            connection.basic_consume(
+                name, lambda message: self._on_reply(message, correlation_id), no_ack=True
+            )
+        )
+        return name
+
+    def _close_reply_queue(self, name: str) -> None:
+        connection, tasks = self._connection, self._tasks
+        if self._connected and connection is not None and tasks is not None:
+            try:
+                tasks.start_soon(self._delete_queue, connection, name)
+            except RuntimeError:  # the bus is stopping; the queue goes with the connection
+                pass
+
+    async def _delete_queue(self, connection: AmqpConnection, name: str) -> None:
+        try:
+            await connection.queue_delete(name)
+        except AmqpClosed as exc:
+            log.debug("deleting reply queue %s failed: %s", name, exc)
+
+    def _on_reply(self, message: AmqpMessage, correlation_id: str | None = None) -> None:
+        props = message.properties
         pending = self._calls.get(correlation_id or props.correlation_id or "")
         if pending is None:
             self._counts["unmatched_replies"] += 1
@@ -462,14 +672,37 @@ class AmqpBus(Bus):
         async for message, generation in self._incoming:
             await self._deliver(message, generation)
 
-    async def _deliver(self, message: DeliveredMessage, generation: int) -> None:
-        props = message.header.properties
-        tag = message.delivery.delivery_tag  # type: ignore[union-attr]
-        if getattr(message.delivery, "redelivered", False):
+    def _on_message(self, message: AmqpMessage) -> None:
+        self._received.append(message.delivery_tag)
+        self._incoming_send.send_nowait((message, self._generation))
+
+    def _ack(self, generation: int, tag: int) -> None:
+        """Acknowledge a settled delivery; acks go out as one ``multiple`` ack per write.
+
+        Deliveries settle out of order, so only the longest prefix of received
+        tags that are all settled is acknowledged (``multiple=True`` up to its
+        last tag); the rest wait for the ones before them.
+        """
+        connection = self._connection
+        if generation != self._generation or not self._connected or connection is None:
+            return
+        self._settled.add(tag)
+        received, settled = self._received, self._settled
+        last = None
+        while received and received[0] in settled:
+            last = received.popleft()
+            settled.discard(last)
+        if last is not None:
+            connection.ack(last)
+
+    async def _deliver(self, message: AmqpMessage, generation: int) -> None:
+        props = message.properties
+        tag = message.delivery_tag
+        if message.redelivered:
             self._counts["redelivered"] += 1
 
         def ack() -> None:
-            self._thread.to_asyncio(self._core.ack, generation, tag)
+            self._ack(generation, tag)
 
         responder = (
             _Responder(self, props.reply_to, props.correlation_id) if props.reply_to else None
@@ -506,7 +739,6 @@ class AmqpBus(Bus):
         self._counts["delivered"] += len(targets)
 
     def statistics(self) -> AmqpBusStatistics:
-        core = self._core
         return AmqpBusStatistics(
             bindings=len(self._routes),
             published=self._counts["published"],
@@ -515,289 +747,10 @@ class AmqpBus(Bus):
             calls=self._counts["calls"],
             calls_timed_out=self._counts["calls_timed_out"],
             no_responder=self._counts["no_responder"],
-            connected=core.connected,
-            reconnects=core.reconnects,
-            buffered=len(core.buffer),
-            unconfirmed=core.unconfirmed,
+            connected=self._connected,
+            reconnects=self._reconnects,
+            buffered=len(self._buffer),
+            unconfirmed=self._unconfirmed,
             redelivered=self._counts["redelivered"],
             unmatched_replies=self._counts["unmatched_replies"],
         )
-
-
-class _Core:
-    """The asyncio side: connection, channel, topology, publishing and acks."""
-
-    def __init__(self, bus: AmqpBus) -> None:
-        self.bus = bus
-        self.connection: aiormq.abc.AbstractConnection | None = None
-        self.channel: aiormq.abc.AbstractChannel | None = None
-        self.generation = 0
-        self.connected = False
-        self.reconnects = 0
-        self.unconfirmed = 0
-        self.exchanges: set[str] = set()
-        self.bindings: set[tuple[str, str]] = set()
-        self.buffer: deque[_Publish] = deque()
-        self.closing = False
-        self.supervisor: asyncio.Task[None] | None = None
-        self.consumer_tag: str | None = None
-        self.received: deque[int] = deque()
-        self.settled: set[int] = set()
-        self.ack_upto = 0
-        self.ack_scheduled = False
-        self.rng = random.Random()
-
-    # connection management
-
-    async def connect_first(self) -> None:
-        try:
-            await self._connect()
-        except Exception as exc:
-            raise BusUnavailable(
-                f"cannot connect to {self.bus.address.safe}: "
-                f"{self.bus.address.scrub(str(exc) or type(exc).__name__)}"
-            ) from None
-        self.supervisor = asyncio.get_running_loop().create_task(self._supervise())
-
-    async def _connect(self) -> None:
-        address = self.bus.address
-        connection = await asyncio.wait_for(
-            aiormq.connect(address.url, context=address.ssl_context), self.bus.connect_timeout
-        )
-        try:
-            channel = await connection.channel(publisher_confirms=True)
-            await channel.basic_qos(prefetch_count=self.bus.prefetch)
-            await channel.basic_consume(REPLY_TO, self._on_reply, no_ack=True)
-            for exchange in self.exchanges:
-                await channel.exchange_declare(exchange, exchange_type="topic", durable=True)
-            await channel.queue_declare(
-                self.bus.queue,
-                durable=True,
-                arguments={"x-expires": int(self.bus.queue_expires * 1000)},
-            )
-            for exchange, pattern in self.bindings:
-                await channel.queue_bind(self.bus.queue, exchange, routing_key=pattern)
-            self.generation += 1  # acks of deliveries from an older channel are void
-            self.received.clear()
-            self.settled.clear()
-            self.ack_upto = 0
-            consumed = await channel.basic_consume(self.bus.queue, self._on_message, no_ack=False)
-            self.consumer_tag = consumed.consumer_tag
-        except BaseException:
-            await connection.close()
-            raise
-        self.connection, self.channel = connection, channel
-        self.connected = True
-        while self.buffer:
-            self._start_publish(self.buffer.popleft())
-
-    async def _supervise(self) -> None:
-        while not self.closing:
-            connection = self.connection
-            assert connection is not None
-            try:
-                await connection.closing
-            except BaseException as exc:  # the reason the connection ended
-                reason = self.bus.address.scrub(str(exc) or type(exc).__name__)
-            else:
-                reason = "closed"
-            if self.closing:
-                return
-            self.connected = False
-            self.channel = None
-            log.warning("connection to %s lost (%s); reconnecting", self.bus.address.safe, reason)
-            self.bus._thread.to_trio(self.bus._on_connection_lost, reason)
-            attempt = 0
-            while not self.closing:
-                attempt += 1
-                await asyncio.sleep(self.bus.reconnect.delay(attempt, self.rng))
-                try:
-                    await self._connect()
-                except Exception as exc:
-                    log.warning(
-                        "reconnect %d to %s failed: %s",
-                        attempt,
-                        self.bus.address.safe,
-                        self.bus.address.scrub(str(exc) or type(exc).__name__),
-                    )
-                    continue
-                self.reconnects += 1
-                log.warning("reconnected to %s", self.bus.address.safe)
-                break
-
-    async def shutdown(self) -> None:
-        self.closing = True
-        self.connected = False
-        if self.supervisor is not None:
-            self.supervisor.cancel()
-        for record in self.buffer:
-            self.bus._thread.to_trio(record.finish, BusUnavailable("bus closed"))
-        self.buffer.clear()
-        try:
-            if self.channel is not None:
-                if self.consumer_tag:
-                    await asyncio.wait_for(self.channel.basic_cancel(self.consumer_tag), 5)
-                await asyncio.wait_for(self.channel.queue_delete(self.bus.queue), 5)
-        except Exception as exc:
-            log.info("could not delete queue %s: %s", self.bus.queue, exc)
-        if self.connection is not None:
-            try:
-                await asyncio.wait_for(self.connection.close(), 5)
-            except Exception as exc:
-                log.info("closing the connection failed: %s", exc)
-
-    # topology (called from Trio through AsyncioThread.call)
-
-    async def declare_exchange(self, exchange: str) -> None:
-        self.exchanges.add(exchange)
-        if self.connected and self.channel is not None:
-            await self.channel.exchange_declare(exchange, exchange_type="topic", durable=True)
-
-    async def bind(self, exchange: str, pattern: str) -> None:
-        self.bindings.add((exchange, pattern))
-        if self.connected and self.channel is not None:
-            await self.channel.queue_bind(self.bus.queue, exchange, routing_key=pattern)
-
-    async def unbind(self, exchange: str, pattern: str) -> None:
-        self.bindings.discard((exchange, pattern))
-        if self.connected and self.channel is not None:
-            await self.channel.queue_unbind(self.bus.queue, exchange, routing_key=pattern)
-
-    async def open_reply_queue(self, correlation_id: str) -> str:
-        """An exclusive queue for one call's reply, as RackHD used (``reply_queue_per_call``)."""
-        if not self.connected or self.channel is None:
-            raise BusUnavailable(f"no connection to {self.bus.address.safe}; call refused")
-        declared = await self.channel.queue_declare("", exclusive=True, auto_delete=True)
-        name = declared.queue
-        assert name is not None
-
-        async def on_reply(message: DeliveredMessage) -> None:
-            self.bus._thread.to_trio(self.bus._on_reply, message, correlation_id)
-
-        await self.channel.basic_consume(name, on_reply, no_ack=True)
-        return name
-
-    def close_reply_queue(self, name: str) -> None:
-        if self.connected and self.channel is not None:
-            asyncio.get_running_loop().create_task(self._delete_queue(self.channel, name))
-
-    async def _delete_queue(self, channel: aiormq.abc.AbstractChannel, name: str) -> None:
-        try:
-            await channel.queue_delete(name)
-        except Exception as exc:
-            log.debug("deleting reply queue %s failed: %s", name, exc)
-
-    # publishing and acks (queued from Trio through AsyncioThread.to_asyncio)
-
-    def publish(self, record: _Publish) -> None:
-        if self.connected:
-            self._start_publish(record)
-        elif record.is_call and record.exchange:
-            self._finish(
-                record, BusUnavailable(f"no connection to {self.bus.address.safe}; call refused")
-            )
-        elif len(self.buffer) >= self.bus.publish_buffer:
-            self._finish(
-                record,
-                PublishBufferFull(
-                    f"no connection to {self.bus.address.safe} and the outage buffer is full "
-                    f"({self.bus.publish_buffer} messages)"
-                ),
-            )
-        else:
-            self.buffer.append(record)
-
-    def _start_publish(self, record: _Publish) -> None:
-        self.unconfirmed += 1
-        asyncio.get_running_loop().create_task(self._publish(record))
-
-    async def _publish(self, record: _Publish) -> None:
-        channel = self.channel
-        try:
-            if channel is None or record.abandoned:
-                raise aiormq.exceptions.ChannelInvalidStateError("no channel")
-            confirm = await channel.basic_publish(
-                record.body,
-                exchange=record.exchange,
-                routing_key=record.routing_key,
-                properties=record.properties,
-                mandatory=record.mandatory,
-            )
-        except aiormq.exceptions.PublishError:
-            self._finish(record, _Returned())
-        except (
-            aiormq.exceptions.AMQPError,
-            ConnectionError,
-            RuntimeError,
-            asyncio.CancelledError,
-        ) as exc:
-            if record.abandoned or self.closing:
-                self._finish(record, BusUnavailable("bus closed"))
-            elif record.is_call:
-                self._finish(
-                    record,
-                    ConnectionLost(
-                        f"connection to {self.bus.address.safe} lost while sending a call: "
-                        f"{self.bus.address.scrub(str(exc) or type(exc).__name__)}"
-                    ),
-                )
-            else:
-                self.unconfirmed -= 1
-                self.publish(record)  # again after the reconnect (at least once)
-                return
-        else:
-            if isinstance(confirm, Basic.Nack):
-                self._finish(
-                    record,
-                    PublishRefused(
-                        f"the broker refused a message for {record.exchange}/{record.routing_key}"
-                    ),
-                )
-            else:
-                self._finish(record, None)
-        self.unconfirmed -= 1
-
-    def _finish(self, record: _Publish, error: BaseException | None) -> None:
-        if error is None and record.on_failure is not None:
-            return  # a call's request: its reply settles it, no crossing needed
-        self.bus._thread.to_trio(record.finish, error)
-
-    def ack(self, generation: int, tag: int) -> None:
-        """Acknowledge a settled delivery; acks go out as one ``multiple`` ack per batch.
-
-        Deliveries settle out of order, so only the longest prefix of received
-        tags that are all settled is acknowledged (``multiple=True`` up to its
-        last tag); the rest wait for the ones before them.
-        """
-        if generation != self.generation or not self.connected:
-            return
-        self.settled.add(tag)
-        last = None
-        while self.received and self.received[0] in self.settled:
-            last = self.received.popleft()
-            self.settled.discard(last)
-        if last is not None:
-            self.ack_upto = last
-            if not self.ack_scheduled:
-                self.ack_scheduled = True
-                asyncio.get_running_loop().call_soon(self._flush_acks)
-
-    def _flush_acks(self) -> None:
-        self.ack_scheduled = False
-        if self.channel is not None and self.ack_upto:
-            asyncio.get_running_loop().create_task(self._ack(self.channel, self.ack_upto))
-
-    async def _ack(self, channel: aiormq.abc.AbstractChannel, tag: int) -> None:
-        try:
-            await channel.basic_ack(tag, multiple=True)
-        except Exception as exc:  # the messages come again after the reconnect
-            log.debug("ack up to %d failed: %s", tag, exc)
-
-    # deliveries (aiormq callbacks, one asyncio task each)
-
-    async def _on_message(self, message: DeliveredMessage) -> None:
-        self.received.append(message.delivery.delivery_tag)  # type: ignore[union-attr,arg-type]
-        self.bus._thread.to_trio(self.bus._incoming_send.send_nowait, (message, self.generation))
-
-    async def _on_reply(self, message: DeliveredMessage) -> None:
-        self.bus._thread.to_trio(self.bus._on_reply, message)

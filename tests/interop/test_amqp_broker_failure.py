@@ -27,9 +27,13 @@ from runtime import (
     message,
 )
 from runtime.amqp_bus import AmqpBus
+from runtime.amqp_connection import AmqpConnection
+from runtime.amqp_url import AmqpAddress
+from runtime.supervisor import Backoff
 
 EVENTS = 10_000
 PUBLISHERS = 20
+FAST_RECONNECT = Backoff(initial=0.05, factor=2.0, maximum=1.0, jitter=0.1)
 
 
 @message("FailoverEvent")
@@ -134,3 +138,23 @@ async def test_confirmed_publishes_survive_connection_loss_and_a_broker_restart(
     # calls were made while the broker was away, and they failed clearly
     assert "ok" in call_outcomes
     assert set(call_outcomes) - {"ok"}, call_outcomes
+
+
+async def test_a_deleted_consumer_queue_is_declared_again(nursery: trio.Nursery) -> None:
+    key = uuid.uuid4().hex[:10]
+    seen: set[int] = set()
+    bus = AmqpBus(name=f"requeue-{key}", persistent=False, reconnect=FAST_RECONNECT)
+    with trio.fail_after(60):
+        async with Runtime(bus) as rt:
+            await rt.spawn(Sink, seen, key=key)
+            await rt.publish("on.failover", f"event.{key}", Event(1))
+            while 1 not in seen:
+                await trio.sleep(0.01)
+            other = await nursery.start(AmqpConnection(AmqpAddress.resolve()).run, 10.0)
+            await other.queue_delete(bus.queue)  # the broker cancels the bus's consumer
+            await other.aclose()
+            while bus.statistics().reconnects < 1:
+                await trio.sleep(0.01)
+            await rt.publish("on.failover", f"event.{key}", Event(2))
+            while 2 not in seen:
+                await trio.sleep(0.01)
