@@ -18,9 +18,11 @@ import signal
 import sys
 from collections.abc import Sequence
 
+import attrs
 import trio
 
 from runtime import AmqpBus, Bus, BusUnavailable, MemoryBus, Restart, Runtime
+from runtime.amqp_url import AmqpAddress
 
 from .config_file import ConfigError, ServeConfig, load_config
 from .exchanges import ALL
@@ -88,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def serve(
-    state_dir: pathlib.Path, amqp: str | None = None, config: ServeConfig | None = None
+    state_dir: pathlib.Path,
+    amqp: str | AmqpAddress | None = None,
+    config: ServeConfig | None = None,
 ) -> None:
     """Run the services until SIGINT or SIGTERM arrives."""
     config = config or ServeConfig()
@@ -146,6 +150,15 @@ def _use_console_logging() -> None:
     logging.basicConfig(level=1, handlers=[console], force=True)
 
 
+def amqp_address(url: str | None, config: ServeConfig) -> AmqpAddress | None:
+    """Where the broker is: ``--amqp`` beats the environment, which beats ``[amqp]``."""
+    if url is None and config.amqp is None:
+        return None
+    settings = {} if config.amqp is None else attrs.asdict(config.amqp)
+    given = {key: str(value) for key, value in settings.items() if value is not None}
+    return AmqpAddress.from_config(given, url=url)
+
+
 def serve_command(args: argparse.Namespace) -> int:
     """``rackbus serve``."""
     try:
@@ -154,8 +167,8 @@ def serve_command(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 2
     state_dir = args.state_dir or config.state_dir or default_state_dir()
-    amqp = args.amqp or (config.amqp.url if config.amqp else None)
     try:
+        amqp = amqp_address(args.amqp, config)
         trio.run(serve, state_dir, amqp, config)
     except (BusUnavailable, OSError, ValueError) as exc:
         log.error("%s", exc)

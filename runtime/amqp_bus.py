@@ -195,7 +195,7 @@ class AmqpBus(Bus):
 
     def __init__(
         self,
-        url: str | None = None,
+        url: str | AmqpAddress | None = None,
         *,
         name: str = "rackbus",
         codec: Codec | None = None,
@@ -209,7 +209,10 @@ class AmqpBus(Bus):
         ssl_context: ssl.SSLContext | None = None,
         reply_queue_per_call: bool = False,
     ) -> None:
-        self.address = AmqpAddress.resolve(url, heartbeat=heartbeat, ssl_context=ssl_context)
+        if isinstance(url, AmqpAddress):
+            self.address = url
+        else:
+            self.address = AmqpAddress.resolve(url, heartbeat=heartbeat, ssl_context=ssl_context)
         self.codec = codec if codec is not None else Codec()
         self.name = name
         self.prefetch = prefetch

@@ -129,3 +129,28 @@ async def test_serve_runs_dhcp_and_keeps_leases_across_restarts(tmp_path: pathli
         async with Serving(serve_argv(config, *link.in_server())):
             await client(udhcpc)
         assert bound_line(tmp_path)["ip"] == address  # the restarted server kept the lease
+
+
+async def test_serve_reads_broker_credentials_from_the_config_file(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "amqp-password").write_text("guest\n")
+    config = tmp_path / "rackbus.toml"
+    config.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n\n[amqp]\nurl = "amqp://127.0.0.1:5672/"\n'
+        f'user = "guest"\npassword_file = "{tmp_path / "amqp-password"}"\n'
+    )
+    async with Serving(serve_argv(config)) as serving:
+        pass
+    assert "started on RabbitMQ at AmqpBus('amqp://guest:***@127.0.0.1:5672/'" in serving.text
+    assert "guest:guest" not in serving.text
+
+
+def test_a_bad_amqp_section_is_refused_by_name(tmp_path: pathlib.Path) -> None:
+    config = tmp_path / "rackbus.toml"
+    config.write_text(
+        '[amqp]\nurl = "amqp://127.0.0.1:5672/"\npassword = "x"\npassword_file = "/y"\n'
+    )
+    done = subprocess.run(
+        serve_argv(config), capture_output=True, text=True, timeout=60, env=ENV, check=False
+    )
+    assert done.returncode == 2
+    assert "password" in done.stderr and "password_file" in done.stderr
