@@ -3,7 +3,9 @@
 (a) one 64 MiB download at blksize 1468, server and curl both pinned to CPU 0 (lock-step UDP is
 bound by vCPU wake-up latency otherwise; see the baselines notes); median of three.
 (b) 100 concurrent curl clients each fetching 4 MiB at blksize 1468, unpinned.
-Also windowsize 16 (atftp) for ours. Every server runs in its own process.
+Also windowsize 16 (atftp) for ours. Every server runs in its own process; for ours and tftpy the
+server's CPU time per block is printed too (steadier than MB/s on a shared machine; tftpd-hpa's
+CPU is spent in the children it forks, so it is not shown).
 Run with ``python -m benchmarks.bench_tftp [--quick]``.
 """
 
@@ -23,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 MiB = 1 << 20
+BLOCK = 1468
 PIN = ["taskset", "-c", "0"]
 
 
@@ -50,8 +53,15 @@ def server_command(kind: str, root: Path, port: int) -> list[str]:
     return [sys.executable, "-c", code, str(root), str(port)]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a running process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def running(kind: str, root: Path, *, pinned: bool) -> Iterator[int]:
+def running(kind: str, root: Path, *, pinned: bool) -> Iterator[tuple[int, int]]:
+    """The server's port and process id (taskset execs the server, so the id is the server's)."""
     port = free_port()
     argv = (PIN if pinned else []) + server_command(kind, root, port)
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -59,7 +69,7 @@ def running(kind: str, root: Path, *, pinned: bool) -> Iterator[int]:
         time.sleep(1.0)
         if process.poll() is not None:
             raise RuntimeError(f"{kind} server exited: {argv}")
-        yield port
+        yield port, process.pid
     finally:
         process.terminate()
         try:
@@ -71,7 +81,8 @@ def running(kind: str, root: Path, *, pinned: bool) -> Iterator[int]:
 
 def curl(port: int, name: str, out: Path, *, pinned: bool = False) -> list[str]:
     url = f"tftp://127.0.0.1:{port}/{name}"
-    return (PIN if pinned else []) + ["curl", "-s", "--tftp-blksize", "1468", url, "-o", str(out)]
+    argv = ["curl", "-s", "--tftp-blksize", str(BLOCK), url, "-o", str(out)]
+    return (PIN if pinned else []) + argv
 
 
 def single(port: int, root: Path, name: str, work: Path, runs: int, atftp: bool = False) -> float:
@@ -81,7 +92,7 @@ def single(port: int, root: Path, name: str, work: Path, runs: int, atftp: bool 
     for i in range(runs):
         out = work / f"single-{i}"
         if atftp:
-            argv = [*PIN, "atftp", "--option", "blksize 1468", "--option", "windowsize 16"]
+            argv = [*PIN, "atftp", "--option", f"blksize {BLOCK}", "--option", "windowsize 16"]
             argv += ["-g", "-r", name, "-l", str(out), "127.0.0.1", str(port)]
         else:
             argv = curl(port, name, out, pinned=True)
@@ -130,23 +141,31 @@ def bench(quick: bool) -> None:
         for path in root.iterdir():
             path.chmod(0o644)
 
-        print(f"TFTP (a): one {big // MiB} MiB download, blksize 1468, pinned to CPU 0, curl")
+        print(f"TFTP (a): one {big // MiB} MiB download, blksize {BLOCK}, pinned to CPU 0, curl")
         single_rate = {}
         for kind in servers:
-            with running(kind, root, pinned=True) as port:
+            with running(kind, root, pinned=True) as (port, pid):
+                before = cpu_seconds(pid)
                 single_rate[kind] = single(port, root, "big.bin", work, runs)
+                cpu = cpu_seconds(pid) - before
             report(f"{kind}", single_rate[kind], "MB/s")
-        with running("ours", root, pinned=True) as port:
+            if kind != "tftpd-hpa":
+                report(f"{kind} server CPU per block", cpu / (runs * big / BLOCK) * 1e6, "us")
+        with running("ours", root, pinned=True) as (port, _):
             window = single(port, root, "big.bin", work, runs, atftp=True)
         report("ours, windowsize 16 (atftp)", window, "MB/s")
 
-        print(f"TFTP (b): {clients} concurrent curl clients x {small // MiB} MiB, blksize 1468")
+        print(f"TFTP (b): {clients} concurrent curl clients x {small // MiB} MiB, blksize {BLOCK}")
         many_rate, failures = {}, 0
         for kind in servers:
-            with running(kind, root, pinned=False) as port:
+            with running(kind, root, pinned=False) as (port, pid):
+                before = cpu_seconds(pid)
                 many_rate[kind], failed = concurrent(port, root, "small.bin", work, clients)
+                cpu = cpu_seconds(pid) - before
             failures += failed
             report(f"{kind}", many_rate[kind], "MB/s")
+            if kind != "tftpd-hpa":
+                report(f"{kind} server CPU per block", cpu / (clients * small / BLOCK) * 1e6, "us")
             report(f"{kind} failed transfers", failed, "")
 
         ratio("tftp_single_vs_tftpd_hpa", single_rate["ours"] / single_rate["tftpd-hpa"], ">=", 0.6)

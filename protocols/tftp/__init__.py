@@ -1,5 +1,6 @@
 """TFTP (RFC 1350, options RFC 2347/2348/2349/7440): a sans-I/O codec and transfer engines for
-both ends, content roots no request can escape, and a thin Trio server.
+both ends, content roots no request can escape, and a Trio server whose blocks move in one
+worker thread.
 
 Only ``octet`` mode is served; ``netascii`` requests are refused with ILLEGAL_OPERATION.
 """

@@ -2,7 +2,7 @@
 opt-in writable directory.
 
 These run blocking file system calls; the Trio server calls ``open_read``/``open_write`` in a
-worker thread and reads blocks in the event loop (buffered reads of a regular file are short).
+worker thread, and its data-plane thread reads and writes the blocks.
 """
 
 from __future__ import annotations

@@ -1,13 +1,16 @@
-"""The Trio server: a listening UDP socket, and one task with its own socket (a fresh transfer ID,
-as RFC 1350 asks) per transfer, each driving a sans-I/O ``ServerTransfer``.
+"""The Trio server, the control plane: a listening UDP socket, and one task per transfer that
+opens the content (in a worker thread), negotiates, makes a socket with a fresh transfer ID (as
+RFC 1350 asks) and reports the end as an event.
 
-File opening runs in a worker thread; block reads happen in the loop (buffered reads of a regular
-file from the page cache take microseconds, a thread hop per block would cost more).
+The blocks themselves go through the data plane (``_dataplane``): one worker thread, started and
+joined by ``serve``'s nursery, runs every transfer's ``ServerTransfer`` over an ``epoll`` set,
+because a trip through Trio's scheduler per block was the server's main cost (``_dataplane``
+has the measurements). Nothing outlives ``serve``: cancelling it stops the thread, and every
+session task waits until the thread has let go of its socket before closing it.
 """
 
 from __future__ import annotations
 
-import math
 import socket
 from collections.abc import Callable
 
@@ -15,12 +18,12 @@ import attrs
 import trio
 
 from ._content import Content, ReadHandle, WritableRoot, WriteHandle
+from ._dataplane import DataPlane
 from ._errors import ContentError, ErrorCode, MalformedPacket
 from ._events import Direction, TransferEvent, TransferFailed, TransferSucceeded
 from ._options import NegotiationLimits
 from ._packets import MAX_REQUEST, ReadRequest, WriteRequest, decode
 from ._server_transfer import ServerTransfer, TransferState, check_request, error_packet
-from ._window import Datagrams
 
 
 @attrs.frozen
@@ -95,18 +98,28 @@ class TftpServer:
         with socket.socket(self._family, socket.SOCK_DGRAM) as sock:
             sock.setblocking(False)
             sock.bind((self.host, self.port))
-            task_status.started(sock.getsockname()[1])
+            plane = DataPlane(trio.lowlevel.current_trio_token(), 1 << 16)  # any datagram
             async with trio.open_nursery() as nursery:
-                while True:
-                    await trio.lowlevel.wait_readable(sock)
-                    try:
-                        data, remote = sock.recvfrom(MAX_REQUEST + 1)
-                    except (BlockingIOError, ConnectionRefusedError):
-                        continue
-                    self._accept(nursery, sock, data, remote[:2])
+                nursery.start_soon(_run_plane, plane)
+                task_status.started(sock.getsockname()[1])
+                try:
+                    while True:
+                        await trio.lowlevel.wait_readable(sock)
+                        try:
+                            data, remote = sock.recvfrom(MAX_REQUEST + 1)
+                        except (BlockingIOError, ConnectionRefusedError):
+                            continue
+                        self._accept(nursery, plane, sock, data, remote[:2])
+                finally:
+                    plane.stop()
 
     def _accept(
-        self, nursery: trio.Nursery, sock: socket.socket, data: bytes, remote: tuple[str, int]
+        self,
+        nursery: trio.Nursery,
+        plane: DataPlane,
+        sock: socket.socket,
+        data: bytes,
+        remote: tuple[str, int],
     ) -> None:
         try:
             request = decode(data)
@@ -127,7 +140,7 @@ class TftpServer:
             return
         self._active[remote] = 1
         self._per_address[address] = self._per_address.get(address, 0) + 1
-        nursery.start_soon(self._session, request, remote)
+        nursery.start_soon(self._session, plane, request, remote)
 
     def _report_refusal(
         self, request: ReadRequest | WriteRequest, remote: tuple[str, int], code: int, message: str
@@ -140,13 +153,15 @@ class TftpServer:
         if self.on_event is not None:
             self.on_event(event)
 
-    async def _session(self, request: ReadRequest | WriteRequest, remote: tuple[str, int]) -> None:
+    async def _session(
+        self, plane: DataPlane, request: ReadRequest | WriteRequest, remote: tuple[str, int]
+    ) -> None:
         try:
             with socket.socket(self._family, socket.SOCK_DGRAM) as sock:
                 sock.setblocking(False)
                 sock.bind((self.host, 0))
                 sock.connect(remote)
-                await self._transfer(sock, request, remote)
+                await self._transfer(plane, sock, request, remote)
         finally:
             del self._active[remote]
             left = self._per_address[remote[0]] - 1
@@ -192,7 +207,11 @@ class TftpServer:
             raise
 
     async def _transfer(
-        self, sock: socket.socket, request: ReadRequest | WriteRequest, remote: tuple[str, int]
+        self,
+        plane: DataPlane,
+        sock: socket.socket,
+        request: ReadRequest | WriteRequest,
+        remote: tuple[str, int],
     ) -> None:
         started = trio.current_time()
         direction: Direction = "write" if isinstance(request, WriteRequest) else "read"
@@ -207,11 +226,19 @@ class TftpServer:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2 * window_bytes)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2 * window_bytes)
         try:
-            await _drive(sock, engine, max(1024, engine.options.blksize + 8))
-            if direction == "write" and engine.state is TransferState.SUCCEEDED:
-                await trio.to_thread.run_sync(handle.commit)  # type: ignore[union-attr]
-                with trio.move_on_after(engine.options.timeout):
-                    await _drive(sock, engine, engine.options.blksize + 8, dally=True)
+            if direction == "read":
+                await plane.drive(sock, engine)
+            else:
+                # the last ACK waits for the commit: once the client has it, the file is there
+                last_ack = await plane.drive(sock, engine, hold=True)
+                if engine.state is TransferState.SUCCEEDED:
+                    try:
+                        await trio.to_thread.run_sync(handle.commit)  # type: ignore[union-attr]
+                    except ContentError as exc:
+                        _send_quietly(sock, error_packet(exc.code, exc.message), None)
+                        raise
+                    # dally: if the client missed the last ACK, its resent last block is re-ACKed
+                    await plane.drive(sock, engine, linger=engine.options.timeout, first=last_ack)
         except ContentError as exc:
             engine.state = TransferState.FAILED
             engine.error = (exc.code, exc.message)
@@ -249,68 +276,9 @@ def _send_quietly(sock: socket.socket, datagram: bytes, remote: tuple[str, int] 
         pass
 
 
-async def _send_all(sock: socket.socket, out: Datagrams) -> None:
-    for datagram in out:
-        while True:
-            try:
-                sock.send(datagram)
-                break
-            except BlockingIOError:
-                await trio.lowlevel.wait_writable(sock)
-            except ConnectionRefusedError:
-                break  # an ICMP error left by an earlier send; timeouts judge the peer
-
-
-async def _drive(
-    sock: socket.socket, engine: ServerTransfer, size: int, dally: bool = False
-) -> None:
-    """Feed the engine every datagram from the peer, and its timeouts, until it is done.
-
-    The cancel scope that wakes us for a timeout is re-armed only when it fires, not per packet:
-    deadlines only move later as the transfer progresses, so a scope armed at an earlier deadline
-    just wakes once, finds the engine's deadline not reached, and is re-armed.
-    """
-    buffer = bytearray(size)
-    view = memoryview(buffer)
-    recv_into = sock.recv_into
-    send = sock.send
-    receive = engine.receive
-    clock = trio.current_time
-    wait_readable = trio.lowlevel.wait_readable
-    out, deadline = ([], None) if dally else engine.start(clock())
-    while True:
-        await _send_all(sock, out)
-        out = []
-        if deadline is None and not dally:
-            return
-        with trio.CancelScope(deadline=math.inf if deadline is None else deadline):
-            while True:
-                # what we just sent is being answered: wait first, saving a failing recv per block
-                await wait_readable(sock)
-                try:
-                    n = recv_into(buffer)
-                except BlockingIOError:
-                    continue
-                except ConnectionRefusedError:
-                    if not dally:
-                        engine.state = TransferState.FAILED
-                        engine.error = (ErrorCode.NOT_DEFINED, "client port unreachable")
-                    return
-                out, deadline = receive(view[:n], clock())
-                sent = 0
-                try:
-                    for datagram in out:
-                        send(datagram)
-                        sent += 1
-                except BlockingIOError:
-                    pass  # the rest goes out through _send_all
-                except ConnectionRefusedError:
-                    sent += 1
-                out = out[sent:] if sent < len(out) else []
-                if out or (deadline is None and not dally):
-                    break
-        if out:
-            continue  # a send would block: finish it outside the fast loop
-        now = clock()
-        if deadline is not None and now >= deadline:
-            out, deadline = engine.timeout(now)
+async def _run_plane(plane: DataPlane) -> None:
+    """The data plane's thread, owned by ``serve``'s nursery: it ends when ``serve`` does."""
+    try:
+        await trio.to_thread.run_sync(plane.run, limiter=trio.CapacityLimiter(1))
+    finally:
+        plane.abandon()  # a no-op once ``run`` returned; frees everything if it never started
