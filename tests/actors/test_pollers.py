@@ -37,8 +37,8 @@ from protocols.ipmi.fakebmc import FakeBmcProcess, open_fake_bmcs
 from protocols.snmp import CommunityAuth
 from runtime import RemoteError, Runtime
 from runtime.testing import Inbox
+from tests.peers import free_udp_port, stop
 from tests.protocols.ipmi import _peers as ipmi_peers
-from tests.protocols.ipmi._peers import free_udp_port
 from tests.protocols.snmp import _peers as snmp_peers
 
 SECRET = "Zq8-secret-77"
@@ -221,7 +221,7 @@ async def test_a_threshold_crossing_alerts_once_and_clears_once(autojump_clock: 
 
 
 async def test_snmp_pollers_read_oids_and_interfaces_from_snmpd(tmp_path: pathlib.Path) -> None:
-    port = snmp_peers.free_udp_port()
+    port = free_udp_port()
     process = snmp_peers.start_snmpd(tmp_path, port)
     credentials = CredentialStore(snmp={"sw": CommunityAuth(snmp_peers.COMMUNITY)})
     try:
@@ -238,7 +238,7 @@ async def test_snmp_pollers_read_oids_and_interfaces_from_snmpd(tmp_path: pathli
             await PollerClient(rt).create(attrs.evolve(base, id="ifs", command="interfaces"))
             deliveries = await inbox.wait_for(2, timeout=30)
     finally:
-        snmp_peers.stop(process)
+        stop(process)
     by_poller = {d.payload.pollerId: d.payload for d in deliveries}
     assert by_poller["sys"].error is None and by_poller["ifs"].error is None
     assert isinstance(by_poller["sys"].result["1.3.6.1.2.1.1.5.0"], str)
@@ -289,7 +289,7 @@ def test_no_secret_reaches_the_bus_or_the_log(password: str) -> None:
 
 
 async def test_sel_and_sdr_pollers_against_ipmi_sim(tmp_path: pathlib.Path) -> None:
-    port = ipmi_peers.free_udp_port()
+    port = free_udp_port()
     process = ipmi_peers.start_ipmi_sim(tmp_path, port)
     credentials = CredentialStore({"sim": Credentials(ipmi_peers.USER, ipmi_peers.PASSWORD)})
     try:
@@ -308,7 +308,7 @@ async def test_sel_and_sdr_pollers_against_ipmi_sim(tmp_path: pathlib.Path) -> N
                 while len([d for d in inbox.deliveries if "result" in d.routing_key]) < 2:
                     await trio.sleep(0.05)
     finally:
-        ipmi_peers.stop(process)
+        stop(process)
     by_poller = {
         d.payload.pollerId: d.payload
         for d in inbox.deliveries

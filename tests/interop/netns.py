@@ -12,7 +12,6 @@ from __future__ import annotations
 import ctypes
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import threading
@@ -20,6 +19,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import attrs
+
+from tests import peers
 
 CLONE_NEWNET = 0x40000000
 
@@ -31,11 +32,8 @@ def run(*args: str, check: bool = True, timeout: float = 30) -> subprocess.Compl
 
 def require(*programs: str) -> None:
     """Fail (never skip) when a peer program is missing."""
-    missing = [name for name in programs if shutil.which(name) is None]
-    if missing:
-        raise AssertionError(
-            f"missing peer programs {missing}: run scripts/run-tests.sh, which installs them"
-        )
+    for program in programs:
+        peers.require(program)
 
 
 @attrs.frozen

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import pathlib
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 
 import trio
+
+from tests.peers import free_udp_port
 
 from .netns import VethLink, require, veth_link
 from .processes import close_process
@@ -18,13 +19,6 @@ from .test_dhcp_clients import bound_line, client, client_mac, hook
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Serving:

@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import pathlib
-import shutil
 import socket
 import subprocess
 import time
 
-import pytest
 import trio
+
+from tests.peers import free_udp_port, require, stop, udp_bound
 
 HOST = "127.0.0.1"
 USER, PASSWORD = "admin", "password"
-
-
-def require(binary: str, package: str) -> str:
-    """The path of a peer binary; a missing one fails the test loudly (never a skip)."""
-    path = shutil.which(binary)
-    if path is None:
-        pytest.fail(f"{binary} is not installed (apt-get install {package}); this test needs it")
-    return path
-
-
-def free_udp_port() -> int:
-    """A UDP port on 127.0.0.1 that nothing is bound to right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def free_udp_ports(count: int) -> int:
@@ -51,13 +36,6 @@ def free_udp_ports(count: int) -> int:
     raise RuntimeError("no run of free UDP ports")
 
 
-def udp_bound(port: int) -> bool:
-    """Whether something listens on 127.0.0.1:``port`` (read from /proc/net/udp)."""
-    wanted = f"0100007F:{port:04X}"
-    lines = pathlib.Path("/proc/net/udp").read_text().splitlines()[1:]
-    return any(line.split()[1] == wanted for line in lines)
-
-
 def wait_bound(port: int, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not udp_bound(port):
@@ -66,16 +44,6 @@ def wait_bound(port: int, process: subprocess.Popen[bytes], timeout: float = 10.
         if time.monotonic() > deadline:
             raise RuntimeError(f"peer did not bind 127.0.0.1:{port} within {timeout} s")
         time.sleep(0.02)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 async def ipmitool(port: int, *command: str, password: str = PASSWORD) -> str:

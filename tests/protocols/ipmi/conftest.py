@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from protocols.ipmi import BmcTarget, Credentials, IpmiClient
+from tests.peers import free_udp_port, stop
 
-from ._peers import HOST, PASSWORD, USER, free_udp_port, start_ipmi_sim, stop
+from ._peers import HOST, PASSWORD, USER, start_ipmi_sim
 
 
 @pytest.fixture

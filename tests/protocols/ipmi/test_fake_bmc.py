@@ -19,8 +19,9 @@ from protocols.ipmi import (
     Unsupported,
 )
 from protocols.ipmi.fakebmc import open_fake_bmcs
+from tests.peers import free_udp_port
 
-from ._peers import HOST, PASSWORD, USER, free_udp_port, free_udp_ports, ipmitool
+from ._peers import HOST, PASSWORD, USER, free_udp_ports, ipmitool
 
 
 def target(port: int, password: str = PASSWORD) -> BmcTarget:

@@ -16,8 +16,9 @@ from protocols.ipmi import (
     redact,
 )
 from protocols.ipmi.fakebmc import open_fake_bmcs
+from tests.peers import free_udp_port
 
-from ._peers import HOST, free_udp_port
+from ._peers import HOST
 
 usernames = st.text(st.characters(codec="utf-8"), min_size=1, max_size=8).filter(
     lambda u: len(u.encode()) <= 16

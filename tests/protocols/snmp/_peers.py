@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import pathlib
-import shutil
-import socket
 import subprocess
 import time
 
-import pytest
 import trio
+
+from tests.peers import require, stop, udp_bound
 
 HOST = "127.0.0.1"
 COMMUNITY = "rb-community-7x"
@@ -23,26 +22,6 @@ rouser {user} priv
 sysLocation rack 7
 sysContact ops@example.com
 """
-
-
-def require(binary: str, package: str) -> str:
-    """The path of a peer binary; a missing one fails the test loudly (never a skip)."""
-    path = shutil.which(binary)
-    if path is None:
-        pytest.fail(f"{binary} is not installed (apt-get install {package}); this test needs it")
-    return path
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def udp_bound(port: int) -> bool:
-    wanted = f"0100007F:{port:04X}"
-    lines = pathlib.Path("/proc/net/udp").read_text().splitlines()[1:]
-    return any(line.split()[1] == wanted for line in lines)
 
 
 def start_snmpd(directory: pathlib.Path, port: int) -> subprocess.Popen[bytes]:
@@ -74,16 +53,6 @@ def start_snmpd(directory: pathlib.Path, port: int) -> subprocess.Popen[bytes]:
             raise RuntimeError(f"snmpd did not start on port {port}: {log[-2000:]}")
         time.sleep(0.02)
     return process
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 async def net_snmp(tool: str, port: int, *args: str) -> list[str]:

@@ -8,17 +8,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from protocols.snmp import CommunityAuth, SnmpClient, SnmpTarget, UsmAuth
+from tests.peers import free_udp_port, stop
 
-from ._peers import (
-    COMMUNITY,
-    HOST,
-    V3_AUTH_KEY,
-    V3_PRIV_KEY,
-    V3_USER,
-    free_udp_port,
-    start_snmpd,
-    stop,
-)
+from ._peers import COMMUNITY, HOST, V3_AUTH_KEY, V3_PRIV_KEY, V3_USER, start_snmpd
 
 
 @pytest.fixture

@@ -28,8 +28,9 @@ from protocols.snmp import (
     UnknownUser,
     UsmAuth,
 )
+from tests.peers import free_udp_port
 
-from ._peers import HOST, V3_PRIV_KEY, V3_USER, free_udp_port, net_snmp
+from ._peers import HOST, V3_PRIV_KEY, V3_USER, net_snmp
 
 SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME = "1.3.6.1.2.1.1.1.0", "1.3.6.1.2.1.1.2.0", "1.3.6.1.2.1.1.3.0"
 SYS_LOCATION = "1.3.6.1.2.1.1.6.0"

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import pathlib
-import shutil
 import subprocess
 
-import pytest
 import trio
 
 from protocols.tftp import MAX_DATAGRAM, Packet, decode
+from tests.peers import require
 
 
 def binary(name: str) -> str:
-    """The path of a peer; a missing peer fails the test loudly, it is never skipped."""
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"TFTP peer {name!r} is not installed; the interop tests need it")
-    return path
+    """The path of a TFTP peer; a missing peer fails the test loudly, it is never skipped."""
+    return require(name)
 
 
 async def run(argv: list[str], *, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
