@@ -12,6 +12,7 @@ so the engine broadcasts instead (every client accepts a broadcast reply).
 
 from __future__ import annotations
 
+import functools
 from ipaddress import IPv4Address
 
 import attrs
@@ -275,19 +276,19 @@ class DhcpServer:
                     Option(OptionCode.RENEWAL_TIME, min(subnet.t1, remaining)),
                     Option(OptionCode.REBINDING_TIME, min(subnet.t2, remaining)),
                 ]
-            options += self._subnet_options(subnet)
+            options += _subnet_options(subnet)
             if packet.hostname is not None and lease is not None:
                 options.append(Option(OptionCode.HOSTNAME, packet.hostname))
-            request = BootRequest.from_packet(packet)
-            rule = choose_rule(config.boot_rules, request) if config.boot_rules else None
-            if rule is not None:
+            request = BootRequest.from_packet(packet) if config.boot_rules else None
+            rule = choose_rule(config.boot_rules, request) if request is not None else None
+            if rule is not None and request is not None:
                 bootfile = rule.render(request)
                 siaddr = config.next_server or config.server_ip
                 options.append(Option(OptionCode.TFTP_SERVER_NAME, str(siaddr)))
                 options.append(Option(OptionCode.BOOTFILE_NAME, bootfile))
                 encoded = bootfile.encode()
                 file = encoded if len(encoded) < 128 else b""
-            elif config.pxe_vendor_class and request.is_pxe:
+            elif config.pxe_vendor_class and (packet.vendor_class or "").startswith(PXE_CLIENT):
                 options.append(Option(OptionCode.VENDOR_CLASS_ID, PXE_CLIENT))
         relay = packet.get(OptionCode.RELAY_AGENT_INFO)
         if relay is not None:
@@ -311,22 +312,6 @@ class DhcpServer:
             options=options,
         )
 
-    @staticmethod
-    def _subnet_options(subnet: Subnet) -> list[Option]:
-        options = [
-            Option(OptionCode.SUBNET_MASK, subnet.network.netmask),
-            Option(OptionCode.BROADCAST_ADDRESS, subnet.network.broadcast_address),
-        ]
-        if subnet.router:
-            options.append(Option(OptionCode.ROUTER, subnet.router))
-        if subnet.dns:
-            options.append(Option(OptionCode.DNS_SERVER, subnet.dns))
-        if subnet.domain is not None:
-            options.append(Option(OptionCode.DOMAIN_NAME, subnet.domain))
-        taken = {o.code for o in options} | {51, 53, 54, 58, 59}
-        options += [o for o in subnet.options if o.code not in taken]
-        return options
-
     def _send(self, request: Packet, reply: Packet) -> list[Datagram]:
         """Encode ``reply`` within the client's size limit and address it (RFC 2131 4.1)."""
         limit = request.max_message_size
@@ -342,3 +327,21 @@ class DhcpServer:
             return [Datagram(data, request.ciaddr, CLIENT_PORT)]
         # Broadcast flag set, or clear (where RFC 2131 would unicast to yiaddr by MAC).
         return [Datagram(data, BROADCAST, CLIENT_PORT, True)]
+
+
+@functools.lru_cache(maxsize=256)
+def _subnet_options(subnet: Subnet) -> tuple[Option, ...]:
+    """The options every OFFER and ACK of ``subnet`` carries (the same for every reply)."""
+    options = [
+        Option(OptionCode.SUBNET_MASK, subnet.network.netmask),
+        Option(OptionCode.BROADCAST_ADDRESS, subnet.network.broadcast_address),
+    ]
+    if subnet.router:
+        options.append(Option(OptionCode.ROUTER, subnet.router))
+    if subnet.dns:
+        options.append(Option(OptionCode.DNS_SERVER, subnet.dns))
+    if subnet.domain is not None:
+        options.append(Option(OptionCode.DOMAIN_NAME, subnet.domain))
+    taken = {o.code for o in options} | {51, 53, 54, 58, 59}
+    options += [o for o in subnet.options if o.code not in taken]
+    return tuple(options)

@@ -68,6 +68,23 @@ CREATE TABLE IF NOT EXISTS dhcp_leases (
 )
 """
 _COLUMNS = "ip, mac, state, updated, reserved_until, expires, renew_at, rebind_at, pinned, hostname"
+_UPSERT = f"INSERT OR REPLACE INTO dhcp_leases ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
+_DELETE = "DELETE FROM dhcp_leases WHERE ip = ?"
+
+
+def _row(lease: Lease) -> tuple[object, ...]:
+    return (
+        int(lease.ip),
+        lease.mac,
+        lease.state.value,
+        lease.updated,
+        lease.reserved_until,
+        lease.expires,
+        lease.renew_at,
+        lease.rebind_at,
+        int(lease.pinned),
+        lease.hostname,
+    )
 
 
 class SqliteLeaseStore:
@@ -84,6 +101,7 @@ class SqliteLeaseStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
         self._db.execute(_SCHEMA)
+        self._pending: dict[IPv4Address, Lease | None] | None = None
 
     def load_all(self) -> list[Lease]:
         """Every stored record."""
@@ -105,38 +123,40 @@ class SqliteLeaseStore:
         ]
 
     def save(self, lease: Lease) -> None:
-        """Insert or replace the record of ``lease.ip``."""
-        self._db.execute(
-            f"INSERT OR REPLACE INTO dhcp_leases ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                int(lease.ip),
-                lease.mac,
-                lease.state.value,
-                lease.updated,
-                lease.reserved_until,
-                lease.expires,
-                lease.renew_at,
-                lease.rebind_at,
-                int(lease.pinned),
-                lease.hostname,
-            ),
-        )
+        """Insert or replace the record of ``lease.ip`` (at the end of a transaction, if in one)."""
+        if self._pending is not None:
+            self._pending[lease.ip] = lease
+        else:
+            self._db.execute(_UPSERT, _row(lease))
 
     def delete(self, ip: IPv4Address) -> None:
-        """Forget the record of ``ip``."""
-        self._db.execute("DELETE FROM dhcp_leases WHERE ip = ?", (int(ip),))
+        """Forget the record of ``ip`` (at the end of a transaction, if in one)."""
+        if self._pending is not None:
+            self._pending[ip] = None
+        else:
+            self._db.execute(_DELETE, (int(ip),))
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Group the writes made inside into one transaction (one commit for a batch of
-        packets); on an error nothing of it is kept."""
-        self._db.execute("BEGIN")
+        """Group the writes made inside into one transaction, written when the block ends
+        (one commit for a batch of packets; the last write of each IP wins); on an error
+        nothing of it is kept."""
+        self._pending = {}
         try:
             yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            changes, self._pending = self._pending, None
+            saves = [_row(lease) for lease in changes.values() if lease is not None]
+            deletes = [(int(ip),) for ip, lease in changes.items() if lease is None]
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(_DELETE, deletes)
+                self._db.executemany(_UPSERT, saves)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        finally:
+            self._pending = None
 
     def close(self) -> None:
         """Close the database."""
