@@ -37,6 +37,10 @@ Handler = Callable[[bytes, tuple[str, int], float], list[Datagram]]
 MAX_BATCH = 64
 """Datagrams handled per batch (per store commit)."""
 
+RECEIVE_BUFFER = 4 << 20
+"""Bytes of datagrams the kernel may queue for us: a burst of clients (a rack powering on)
+waits there instead of being dropped while a batch is handled."""
+
 
 def open_udp_socket(address: IPv4Address, port: int, *, interface: str | None) -> socket.socket:
     """A non-blocking UDP socket for a DHCP engine, allowed to broadcast.
@@ -48,6 +52,8 @@ def open_udp_socket(address: IPv4Address, port: int, *, interface: str | None) -
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        # The kernel caps this at net.core.rmem_max.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         if interface is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
             sock.bind(("0.0.0.0", port))
