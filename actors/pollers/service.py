@@ -15,6 +15,7 @@ served on its own address; ``PollerClient`` wraps it::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -186,15 +187,14 @@ async def start_pollers(
     tools_ready: list[PollerTools] = []
 
     async def hold_clients(*, task_status: trio.TaskStatus[None]) -> None:
-        async with ipmi.IpmiClient(timeout=timeout) as ipmi_client:
-            if snmp_enabled:
-                async with snmp.SnmpClient() as snmp_client:
-                    tools_ready.append(
-                        PollerTools(credentials, graph_id, ipmi_client, snmp_client, timeout)
-                    )
-                    task_status.started()
-                    await trio.sleep_forever()
-            tools_ready.append(PollerTools(credentials, graph_id, ipmi_client, None, timeout))
+        async with contextlib.AsyncExitStack() as clients:
+            ipmi_client = await clients.enter_async_context(ipmi.IpmiClient(timeout=timeout))
+            snmp_client = (
+                await clients.enter_async_context(snmp.SnmpClient()) if snmp_enabled else None
+            )
+            tools_ready.append(
+                PollerTools(credentials, graph_id, ipmi_client, snmp_client, timeout)
+            )
             task_status.started()
             await trio.sleep_forever()
 
