@@ -86,7 +86,7 @@ class _Session:
         if self.link is link:
             self.link = _Link()
         link.retired = True
-        _pyghmi.retire(link.command)
+        _pyghmi.retire(link.command, wait=False)  # on the event loop: never block
 
 
 @attrs.frozen

@@ -14,7 +14,6 @@ from typing import Any
 from pyghmi.ipmi import command as _command  # type: ignore[import-untyped, unused-ignore]
 from pyghmi.ipmi import events as _events  # type: ignore[import-untyped, unused-ignore]
 from pyghmi.ipmi.private import session as _session  # type: ignore[import-untyped, unused-ignore]
-from pyghmi.ipmi.private import util as _util  # type: ignore[import-untyped, unused-ignore]
 
 from ._decode import SEL_RECORD_SIZE, Formula
 from ._errors import BmcError, Unreachable, Unsupported, error_for_code
@@ -56,7 +55,11 @@ def _io_wait(timeout: float, myaddr: Any = None, evq: Any = None) -> None:
         wake = _session.iosockets[0]
         wake = getattr(wake, "fd", wake)
         wake.sendto(b"\x01", (_session.myself, _session.iosockets[0].getsockname()[1]))
-    event.wait()
+    # Bounded: should a wake-up ever be lost, the caller loses one timeout, not its thread.
+    event.wait(timeout + _WAKE_MARGIN)
+
+
+_WAKE_MARGIN = 1.0
 
 
 def install_wakeup_fix() -> None:
@@ -66,7 +69,20 @@ def install_wakeup_fix() -> None:
         _session._io_wait = _io_wait
 
 
+def install_lock_fix() -> None:
+    """Make pyghmi's two session locks one (process-wide, idempotent).
+
+    pyghmi takes ``WAITING_SESSIONS`` then ``KEEPALIVE_SESSIONS`` on one path (a retransmit
+    timeout marking a session broken) and the opposite order on another (sending a
+    payload), so two threads deadlock under load. Both are re-entrant locks looked up at
+    each use, so one lock for both cannot deadlock that way.
+    """
+    if hasattr(_session, "WAITING_SESSIONS") and hasattr(_session, "KEEPALIVE_SESSIONS"):
+        _session.WAITING_SESSIONS = _session.KEEPALIVE_SESSIONS
+
+
 install_wakeup_fix()
+install_lock_fix()
 
 
 def login(host: str, port: int, username: str, password: str) -> Command:
@@ -82,14 +98,24 @@ def usable(cmd: Command) -> bool:
     return bool(session.logged) and not session.broken
 
 
-def retire(cmd: Command | None) -> None:
-    """Take a session out of pyghmi's cache and keepalives, without waiting on the network."""
+def retire(cmd: Command | None, *, wait: bool = True) -> None:
+    """Take a session out of pyghmi's cache and keepalives, without waiting on the network.
+
+    ``wait=False`` (from the event loop) never blocks on pyghmi's lock: the session is
+    marked broken at once, and left in the keepalives if the lock is busy (the worker
+    thread that still holds the session retires it when it returns).
+    """
     if cmd is None:
         return
     session = cmd.ipmi_session
-    with _util.protect(_session.KEEPALIVE_SESSIONS):
-        _session.Session.keepalive_sessions.pop(session, None)
     session.broken = True
+    lock = _session.KEEPALIVE_SESSIONS
+    if not lock.acquire(blocking=wait):
+        return
+    try:
+        _session.Session.keepalive_sessions.pop(session, None)
+    finally:
+        lock.release()
 
 
 def logout(cmd: Command | None) -> None:
