@@ -1,6 +1,6 @@
 """``python -m benchmarks``: run every benchmark with sizes that fit a 2-core machine."""
 
-from benchmarks import bench_amqp, bench_dhcp, bench_runtime, bench_tftp
+from benchmarks import bench_amqp, bench_dhcp, bench_pollers, bench_runtime, bench_tftp
 
 if __name__ == "__main__":
     bench_runtime.main()
@@ -10,3 +10,5 @@ if __name__ == "__main__":
     bench_tftp.main()
     # needs root, perfdhcp and kea-dhcp4; runs both servers in a network namespace
     bench_dhcp.main()
+    # needs ipmitool, snmpbulkwalk and snmpsim; simulated BMCs and devices run in child processes
+    bench_pollers.main()
