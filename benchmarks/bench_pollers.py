@@ -427,7 +427,8 @@ async def bench_snmp(devices: int, interfaces: int, rounds: int) -> None:
             ours: list[float] = []
             errors = 0
             messages: set[str] = set()
-            async with SnmpClient() as client:
+            # net-snmp's defaults (1 s, 5 retries), as snmpbulkwalk runs with them
+            async with SnmpClient(timeout=1.0, retries=5) as client:
                 cold, failed = await client_round(client, targets, expected, messages)
                 errors += failed
                 for _ in range(rounds):
