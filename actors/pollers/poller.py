@@ -60,9 +60,13 @@ class Resume:
     """Poll now, then on the interval again."""
 
 
-@attrs.frozen
+@attrs.define
 class PollerTools:
-    """What every poller of a runtime shares: clients, credentials, the graph id, limits."""
+    """What every poller of a runtime shares: clients, credentials, the graph id, limits.
+
+    The clients are replaced when the task holding them restarts (``start_pollers``);
+    pollers read them at each round.
+    """
 
     credentials: CredentialStore
     graph_id: str

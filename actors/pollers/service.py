@@ -184,22 +184,21 @@ async def start_pollers(
     snmp_enabled: bool = True,
 ) -> PollerTools:
     """Start the IPMI and SNMP clients, the poller cache and the poller service."""
-    tools_ready: list[PollerTools] = []
+    tools = PollerTools(credentials, graph_id, timeout=timeout)
 
     async def hold_clients(*, task_status: trio.TaskStatus[None]) -> None:
-        async with contextlib.AsyncExitStack() as clients:
-            ipmi_client = await clients.enter_async_context(ipmi.IpmiClient(timeout=timeout))
-            snmp_client = (
-                await clients.enter_async_context(snmp.SnmpClient()) if snmp_enabled else None
-            )
-            tools_ready.append(
-                PollerTools(credentials, graph_id, ipmi_client, snmp_client, timeout)
-            )
-            task_status.started()
-            await trio.sleep_forever()
+        """Open the clients (again, after a crash) and lend them to every poller."""
+        try:
+            async with contextlib.AsyncExitStack() as clients:
+                tools.ipmi = await clients.enter_async_context(ipmi.IpmiClient(timeout=timeout))
+                if snmp_enabled:
+                    tools.snmp = await clients.enter_async_context(snmp.SnmpClient())
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            tools.ipmi = tools.snmp = None
 
     await runtime.root.start_child(TaskChild("pollers.clients", hold_clients, wait_started=True))
-    tools = tools_ready[-1]
     await runtime.spawn(PollerCache, key=CACHE_KEY, restart=Restart.PERMANENT)
     await runtime.spawn(PollerService, store, tools, key=SERVICE_KEY, restart=Restart.PERMANENT)
     return tools

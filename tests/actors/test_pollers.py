@@ -176,9 +176,11 @@ async def test_definitions_survive_a_restart(autojump_clock: object) -> None:
     store = MemoryConfigStore()
     credentials = CredentialStore({"bmc": CREDENTIALS})
     async with Runtime() as rt:
-        await start_pollers(rt, store, credentials, snmp_enabled=False)
+        tools = await start_pollers(rt, store, credentials, snmp_enabled=False)
+        assert tools.ipmi is not None and tools.snmp is None
         await PollerClient(rt).create(power_poller(9, interval=30.0))
         await PollerClient(rt).pause("p1")
+    assert tools.ipmi is None  # the clients went with the task that held them
     async with Runtime() as rt:
         await start_pollers(rt, store, credentials, snmp_enabled=False)
         (kept,) = await PollerClient(rt).list()
