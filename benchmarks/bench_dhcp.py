@@ -20,7 +20,6 @@ import os
 import pathlib
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from tests.interop.netns import VethLink, add_client_address, veth_link
+from tests.peers import stop
 
 TARGET = 0.5
 MAX_DROP = 0.01
@@ -107,12 +107,7 @@ def running(argv: list[str], ready: Callable[[], bool], env: dict[str, str]) -> 
                 time.sleep(0.1)
             yield
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, grace=20)
 
 
 def listening(link: VethLink) -> Callable[[], bool]:

@@ -42,6 +42,7 @@ from protocols import ipmi
 from protocols.ipmi.fakebmc import open_fake_bmcs
 from protocols.snmp import CommunityAuth, SnmpClient, SnmpTarget
 from runtime import Runtime
+from tests.peers import stop
 
 HOST = "127.0.0.1"
 USER, PASSWORD = "admin", "password"
@@ -344,12 +345,7 @@ def running_snmpsim(work: Path, devices: int, interfaces: int) -> Iterator[tuple
             time.sleep(0.2)
         yield port, communities
     finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 async def snmpbulkwalk_round(port: int, communities: list[str], expected: int) -> tuple[float, int]:

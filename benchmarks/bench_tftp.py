@@ -24,6 +24,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.peers import stop
+
 MiB = 1 << 20
 BLOCK = 1468
 PIN = ["taskset", "-c", "0"]
@@ -71,12 +73,7 @@ def running(kind: str, root: Path, *, pinned: bool) -> Iterator[tuple[int, int]]
             raise RuntimeError(f"{kind} server exited: {argv}")
         yield port, process.pid
     finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def curl(port: int, name: str, out: Path, *, pinned: bool = False) -> list[str]:

@@ -35,12 +35,12 @@ def udp_bound(port: int) -> bool:
     return any(line.split()[1] == wanted for line in lines)
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Terminate ``process`` (kill it after 5 s) and reap it."""
+def stop(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """Terminate ``process`` (kill it after ``grace`` seconds) and reap it."""
     if process.poll() is None:
         process.terminate()
         try:
-            process.wait(5)
+            process.wait(grace)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
