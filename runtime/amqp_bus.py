@@ -13,6 +13,12 @@ gives the measurements behind that choice). Topology and delivery:
   returns once the broker has the message. Deliveries are acknowledged after
   every local consumer settled them (handled, refused or dropped), so delivery
   is at least once: after a reconnect, unacknowledged messages come again;
+* a consumer whose mailbox is full holds up only its own deliveries: they
+  wait, in order, in a backlog of that binding (bounded by the prefetch,
+  since they are unacknowledged) while the others keep flowing. A consumer
+  that refuses (``MailboxFull``, a stopped actor) is counted in ``refused``
+  and the message is acknowledged for it; a call that every consumer refused
+  gets a 503 ``ErrorEvent`` back;
 * calls go out ``mandatory`` with ``reply_to`` set to direct reply-to and a
   ``correlation_id``; a ``basic.return`` is an immediate ``NoResponder``.
   RackHD's own services answer without a ``correlation_id`` (each of its
@@ -58,13 +64,14 @@ from .bus import (
     check_timeout,
 )
 from .codec import Codec
-from .delivery import Delivery, PendingCall
+from .delivery import Delivery, PendingCall, refusal_event
 from .envelopes import ErrorEvent, IpAddress, LogEvent, MacAddress, Result
 from .errors import (
     BusUnavailable,
     CallTimeout,
     ConnectionLost,
     DecodeError,
+    MailboxClosed,
     NoResponder,
     PublishBufferFull,
     PublishRefused,
@@ -243,6 +250,8 @@ class AmqpBus(Bus):
         self._consumer_tag: str | None = None
         self._generation = 0
         self._received: deque[int] = deque()
+        #: deliveries waiting for a full consumer, per binding (see ``_drain``)
+        self._backlogs: dict[Binding, deque[Delivery]] = {}
         self._settled: set[int] = set()
         self._rng = random.Random()
         self._counts = dict.fromkeys(
@@ -255,6 +264,7 @@ class AmqpBus(Bus):
                 "no_responder",
                 "redelivered",
                 "unmatched_replies",
+                "refused",
             ),
             0,
         )
@@ -737,9 +747,60 @@ class AmqpBus(Bus):
         )
         delivery.unsettled = len(targets)
         delivery.on_settled = ack
+        backlogs = self._backlogs
         for binding in targets:
-            await binding.consumer.deliver(delivery, math.inf)
-        self._counts["delivered"] += len(targets)
+            backlog = backlogs.get(binding)
+            if backlog is not None:
+                backlog.append(delivery)  # behind the ones already waiting, in order
+                continue
+            try:
+                await binding.consumer.deliver(delivery, trio.current_time())
+            except trio.TooSlowError:
+                backlogs[binding] = deque([delivery])
+                assert self._tasks is not None
+                self._tasks.start_soon(self._drain, binding)
+            except Exception as refusal:
+                await self._refused(delivery, refusal)
+            else:
+                self._counts["delivered"] += 1
+
+    async def _drain(self, binding: Binding) -> None:
+        """Deliver a binding's backlog in order, waiting as long as its consumer needs.
+
+        Only this binding waits: the dispatch loop goes on with the others. Every backlogged
+        delivery is unacknowledged, so the broker's prefetch bounds all backlogs together.
+        """
+        backlog = self._backlogs[binding]
+        try:
+            while backlog:
+                delivery = backlog[0]
+                try:
+                    await binding.consumer.deliver(delivery, math.inf)
+                except Exception as refusal:
+                    await self._refused(delivery, refusal)
+                else:
+                    self._counts["delivered"] += 1
+                backlog.popleft()
+        finally:
+            del self._backlogs[binding]
+
+    async def _refused(self, delivery: Delivery, refusal: Exception) -> None:
+        """A consumer refused (``MailboxFull``, a stopped actor) or failed: count it, settle
+        its share, and if it was the last consumer of a call, answer the caller with a 503."""
+        self._counts["refused"] += 1
+        level = logging.DEBUG if isinstance(refusal, MailboxClosed) else logging.WARNING
+        log.log(
+            level,
+            "a consumer refused a message on %s/%s: %s: %s",
+            delivery.exchange,
+            delivery.routing_key,
+            type(refusal).__name__,
+            refusal,
+        )
+        if delivery.responder is not None and delivery.unsettled == 1:
+            event = refusal_event(refusal, delivery.exchange, delivery.routing_key)
+            await delivery.responder.respond_error(event)
+        delivery.settle()
 
     def statistics(self) -> AmqpBusStatistics:
         return AmqpBusStatistics(
@@ -756,4 +817,5 @@ class AmqpBus(Bus):
             unconfirmed=self._unconfirmed,
             redelivered=self._counts["redelivered"],
             unmatched_replies=self._counts["unmatched_replies"],
+            refused=self._counts["refused"],
         )

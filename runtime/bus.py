@@ -33,7 +33,12 @@ class Consumer(Protocol):
     """Receives deliveries for one binding; may wait (backpressure) until ``deadline``."""
 
     async def deliver(self, delivery: Delivery, deadline: float) -> None:
-        """Accept ``delivery``; ``deadline`` is a ``trio.current_time()`` value or ``inf``."""
+        """Accept ``delivery``; ``deadline`` is a ``trio.current_time()`` value or ``inf``.
+
+        Past the deadline, raises ``trio.TooSlowError`` having taken nothing (a bus may pass
+        the current time to mean "only if it fits now"). ``MailboxFull`` and ``MailboxClosed``
+        refuse the delivery: the bus counts it as refused and the other consumers still get it.
+        """
 
 
 @attrs.define(eq=False)
@@ -56,6 +61,8 @@ class BusStatistics:
     calls: int
     calls_timed_out: int
     no_responder: int
+    refused: int
+    """Deliveries a consumer refused (``MailboxFull``, ``MailboxClosed``)."""
 
 
 class RoutingTable:
@@ -130,7 +137,10 @@ class Bus(abc.ABC):
         """Send ``message`` to every binding that matches; none matching is not an error.
 
         Waits while a receiving mailbox is full (backpressure); with ``timeout``
-        set, gives up after that many seconds with ``PublishTimeout``.
+        set, gives up after that many seconds with ``PublishTimeout``. A consumer that
+        refuses (a full ``Overflow.REJECT`` mailbox, a stopped actor) does not keep the
+        message from the others; on the in-memory bus, ``MailboxFull`` is raised when every
+        consumer refused and one of them was full.
         """
 
     @abc.abstractmethod
@@ -147,7 +157,8 @@ class Bus(abc.ABC):
 
         Raises ``NoResponder`` at once when nothing is bound to the key,
         ``CallTimeout`` (naming exchange and key) when no reply comes in time,
-        and ``RemoteError`` when the handler failed.
+        and ``RemoteError`` when the handler failed, or when every consumer refused the
+        request (``name`` ``MailboxFull`` or ``MailboxClosed``, ``status`` 503).
         """
 
     @abc.abstractmethod

@@ -89,6 +89,16 @@ class Delivery:
         return f"<Delivery {kind} {self.exchange}/{self.routing_key} type={self.type_name}>"
 
 
+def refusal_event(refusal: Exception, exchange: str, routing_key: str) -> ErrorEvent:
+    """The error a caller gets when every consumer of its request refused it (503)."""
+    return ErrorEvent(
+        name=type(refusal).__name__,
+        message=str(refusal),
+        context={"exchange": exchange, "routingKey": routing_key},
+        status=503,
+    )
+
+
 class PendingCall:
     """The caller's side of one call: the first answer settles it, later ones are ignored.
 

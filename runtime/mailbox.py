@@ -28,7 +28,9 @@ class Overflow(enum.Enum):
     BLOCK = "block"
     """The sender waits until there is room (the default)."""
     REJECT = "reject"
-    """The sender gets ``MailboxFull`` at once."""
+    """The message is refused at once: an in-process sender gets ``MailboxFull`` (unless
+    another consumer took the same publish), a caller ``RemoteError`` 503, and a delivery
+    from the broker is counted as refused and acknowledged."""
     DROP_OLDEST = "drop_oldest"
     """The oldest ordinary message is dropped and counted (for telemetry streams)."""
 

@@ -10,6 +10,7 @@ cross a real wire fails here too and no two actors share mutable state.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 import trio
@@ -24,8 +25,14 @@ from .bus import (
     check_timeout,
 )
 from .codec import Codec
-from .delivery import Delivery, PendingCall
-from .errors import CallTimeout, NoResponder, PublishTimeout
+from .delivery import Delivery, PendingCall, refusal_event
+from .errors import (
+    CallTimeout,
+    MailboxClosed,
+    MailboxFull,
+    NoResponder,
+    PublishTimeout,
+)
 from .message import wire_type_name
 from .topic import check_key, check_pattern
 
@@ -44,6 +51,7 @@ class MemoryBus(Bus):
         self._calls = 0
         self._calls_timed_out = 0
         self._no_responder = 0
+        self._refused = 0
 
     async def aclose(self) -> None:
         self._routes.clear()
@@ -76,11 +84,13 @@ class MemoryBus(Bus):
         deadline = math.inf if timeout is None else trio.current_time() + timeout
         delivery = Delivery(exchange, routing_key, payload, wire_type_name(message))
         try:
-            for binding in targets:
-                await binding.consumer.deliver(delivery, deadline)
+            refusals = await self._deliver(targets, delivery, deadline)
         except trio.TooSlowError:
             raise PublishTimeout(exchange, routing_key, timeout or 0.0) from None
-        self._delivered += len(targets)
+        if len(refusals) == len(targets):
+            full = [refusal for refusal in refusals if isinstance(refusal, MailboxFull)]
+            if full:
+                raise full[0]
 
     async def call(
         self,
@@ -104,11 +114,12 @@ class MemoryBus(Bus):
         deadline = trio.current_time() + timeout
         with trio.move_on_at(deadline) as scope:
             try:
-                for binding in targets:
-                    await binding.consumer.deliver(delivery, deadline)
+                refusals = await self._deliver(targets, delivery, deadline)
             except trio.TooSlowError:
                 scope.cancel()
             else:
+                if len(refusals) == len(targets):
+                    await pending.respond_error(refusal_event(refusals[0], exchange, routing_key))
                 await pending.event.wait()
         if not pending.settled:
             self._calls_timed_out += 1
@@ -119,6 +130,21 @@ class MemoryBus(Bus):
             return pending.value
         return self.codec.convert(pending.value, returns)
 
+    async def _deliver(
+        self, targets: Iterable[Binding], delivery: Delivery, deadline: float
+    ) -> list[MailboxFull | MailboxClosed]:
+        """Hand ``delivery`` to every target in turn; returns the refusals."""
+        refusals: list[MailboxFull | MailboxClosed] = []
+        for binding in targets:
+            try:
+                await binding.consumer.deliver(delivery, deadline)
+            except (MailboxFull, MailboxClosed) as refusal:
+                refusals.append(refusal)
+            else:
+                self._delivered += 1
+        self._refused += len(refusals)
+        return refusals
+
     def statistics(self) -> BusStatistics:
         return BusStatistics(
             bindings=len(self._routes),
@@ -128,4 +154,5 @@ class MemoryBus(Bus):
             calls=self._calls,
             calls_timed_out=self._calls_timed_out,
             no_responder=self._no_responder,
+            refused=self._refused,
         )

@@ -11,9 +11,12 @@ from runtime import (
     DecodeError,
     EncodeError,
     InvalidRoutingKey,
+    MailboxClosed,
+    MailboxFull,
     NoResponder,
     RemoteError,
 )
+from runtime.delivery import Delivery
 from runtime.testing import Inbox
 
 from .conftest import Ping
@@ -218,3 +221,91 @@ async def test_statistics_count_traffic(clock, bus: Bus) -> None:
     assert after.bindings == before.bindings
     assert after.published == before.published + 1
     assert after.calls == before.calls + 1
+
+
+class Refusing:
+    """A consumer that refuses everything, as a full ``Overflow.REJECT`` mailbox or a stopped
+    actor does."""
+
+    def __init__(self, refusal: Exception) -> None:
+        self.refusal = refusal
+        self.tries = 0
+
+    async def deliver(self, delivery: Delivery, deadline: float) -> None:
+        self.tries += 1
+        await trio.lowlevel.checkpoint()
+        raise self.refusal
+
+
+class Gate:
+    """A consumer that takes nothing until ``opened`` is set (a full mailbox), then records."""
+
+    def __init__(self) -> None:
+        self.opened = trio.Event()
+        self.payloads: list[object] = []
+        self.arrived = trio.Event()
+
+    async def deliver(self, delivery: Delivery, deadline: float) -> None:
+        if not self.opened.is_set():
+            with trio.fail_at(deadline):  # past the deadline: TooSlowError, nothing taken
+                await self.opened.wait()
+        self.payloads.append(delivery.payload)
+        self.arrived.set()
+        self.arrived = trio.Event()
+        delivery.settle()
+        await trio.lowlevel.checkpoint()
+
+
+REFUSALS = [MailboxFull("refuser", 1), MailboxClosed("mailbox of refuser is closed")]
+
+
+@pytest.mark.parametrize("refusal", REFUSALS, ids=lambda r: type(r).__name__)
+async def test_a_refusing_consumer_does_not_keep_the_message_from_others(
+    clock, bus: Bus, refusal: Exception
+) -> None:
+    refusing, inbox = Refusing(refusal), Inbox()
+    before = bus.statistics().refused
+    await bus.bind(EX, "r.#", refusing)
+    await inbox.bind(bus, EX, "r.#")
+    for n in range(3):
+        await bus.publish(EX, "r.k", Ping(n))
+    await inbox.wait_for(3)
+    assert inbox.payloads == [Ping(0), Ping(1), Ping(2)]
+    assert refusing.tries == 3
+    assert bus.statistics().refused == before + 3
+    # the bus goes on working: a call still gets its answer
+    await Inbox(answer=lambda p: "still here").bind(bus, EX, "r2.k")
+    assert await bus.call(EX, "r2.k", {}) == "still here"
+
+
+@pytest.mark.parametrize("refusal", REFUSALS, ids=lambda r: type(r).__name__)
+async def test_a_call_every_consumer_refused_fails_at_once_with_503(
+    clock, bus: Bus, refusal: Exception
+) -> None:
+    await bus.bind(EX, "refused.call", Refusing(refusal))
+    with trio.fail_after(2), pytest.raises(RemoteError) as caught:  # well before the 5 s deadline
+        await bus.call(EX, "refused.call", Ping(1))
+    assert caught.value.name == type(refusal).__name__
+    assert caught.value.status == 503
+    assert caught.value.context == {"exchange": EX, "routingKey": "refused.call"}
+
+
+async def test_a_full_consumer_holds_up_only_its_own_deliveries(clock, bus: Bus) -> None:
+    gate, inbox = Gate(), Inbox()
+    await bus.bind(EX, "slow.k", gate)
+    await inbox.bind(bus, EX, "fast.k")
+    async with trio.open_nursery() as nursery:
+        # on the in-memory bus the publisher itself waits (backpressure), so publish aside
+        async def publish_slow() -> None:
+            for n in range(5):
+                await bus.publish(EX, "slow.k", Ping(n))
+
+        nursery.start_soon(publish_slow)
+        await bus.publish(EX, "fast.k", Ping(99))
+        await inbox.wait_for(1)
+        assert gate.payloads == []
+        gate.opened.set()
+        with trio.fail_after(5):
+            while len(gate.payloads) < 5:
+                await gate.arrived.wait()
+    assert gate.payloads == [Ping(n) for n in range(5)]
