@@ -243,7 +243,9 @@ class DhcpClient:
         """Give the lease back (DHCPRELEASE, unicast to the server) and return to INIT."""
         lease = self.lease
         if lease is None or self.state not in (
-            ClientState.BOUND, ClientState.RENEWING, ClientState.REBINDING
+            ClientState.BOUND,
+            ClientState.RENEWING,
+            ClientState.REBINDING,
         ):
             raise LocalProtocolError("release() without a lease")
         self._new_xid()
@@ -287,7 +289,9 @@ class DhcpClient:
         self._sent = message
         self._deadline = now + self._backoff()
         if self._give_up is not None and self.state not in (
-            ClientState.BOUND, ClientState.RENEWING, ClientState.REBINDING
+            ClientState.BOUND,
+            ClientState.RENEWING,
+            ClientState.REBINDING,
         ):
             self._deadline = min(self._deadline, self._give_up)
         return [self._datagram(message)]

@@ -196,7 +196,11 @@ class LeaseTable:
         if ip is None:
             return None
         lease = Lease(
-            mac, ip, LeaseState.OFFERED, now, reserved_until=now + self.reservation_time,
+            mac,
+            ip,
+            LeaseState.OFFERED,
+            now,
+            reserved_until=now + self.reservation_time,
             hostname=hostname,
         )
         self._claim(lease)
@@ -239,8 +243,13 @@ class LeaseTable:
         if own is None or own.ip != ip or own.state not in (LeaseState.BOUND, LeaseState.OFFERED):
             return None
         lease = attrs.evolve(
-            own, state=LeaseState.RELEASED, updated=now, reserved_until=None, expires=None,
-            renew_at=None, rebind_at=None,
+            own,
+            state=LeaseState.RELEASED,
+            updated=now,
+            reserved_until=None,
+            expires=None,
+            renew_at=None,
+            rebind_at=None,
         )
         self._put(lease)
         self._recycle(ip)

@@ -186,9 +186,7 @@ class Packet:
         return value if isinstance(value, int) else None
 
 
-def _scan(
-    buf: bytes, start: int, end: int, parts: dict[int, list[bytes]], count: int
-) -> int:
+def _scan(buf: bytes, start: int, end: int, parts: dict[int, list[bytes]], count: int) -> int:
     """Collect option instances of ``buf[start:end]`` into ``parts``; returns the new count."""
     i = start
     while i < end:

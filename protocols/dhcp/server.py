@@ -148,9 +148,7 @@ class DhcpServer:
 
     def statistics(self) -> ServerStatistics:
         """Counters of datagrams received and dropped and replies sent."""
-        return ServerStatistics(
-            self._received, self._dropped, self._offers, self._acks, self._naks
-        )
+        return ServerStatistics(self._received, self._dropped, self._offers, self._acks, self._naks)
 
     # -- message handlers -------------------------------------------------------------------
 
@@ -189,9 +187,7 @@ class DhcpServer:
             if selecting or self.config.authoritative or ip not in subnet.network:
                 return self._nak(packet, subnet, now)
             return []
-        renewed = (
-            previous is not None and previous.ip == ip and previous.state is LeaseState.BOUND
-        )
+        renewed = previous is not None and previous.ip == ip and previous.state is LeaseState.BOUND
         arches = packet.architectures
         self._events.append(
             LeaseBound(

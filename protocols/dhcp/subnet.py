@@ -65,9 +65,9 @@ class Subnet:
     def _usable(self, value: int) -> bool:
         net = self.network
         return (
-            value != int(net.network_address) or net.prefixlen >= 31
-        ) and (value != int(net.broadcast_address) or net.prefixlen >= 31) and (
-            IPv4Address(value) not in self.router
+            (value != int(net.network_address) or net.prefixlen >= 31)
+            and (value != int(net.broadcast_address) or net.prefixlen >= 31)
+            and (IPv4Address(value) not in self.router)
         )
 
 
