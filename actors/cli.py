@@ -31,7 +31,7 @@ from .pollers.service import start_pollers
 from .services.config_store import SqliteConfigStore
 from .services.configuration import SERVICE_KEY, ConfigurationService
 from .services.dhcp import start_dhcp
-from .services.logging import LogPublisher, WhileBusDown, start_logging
+from .services.logging import ConsoleFormatter, LogPublisher, WhileBusDown, start_logging
 from .services.nodes import NodeDirectory
 from .services.tftp import start_tftp
 
@@ -146,7 +146,7 @@ def _use_console_logging() -> None:
     """
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.INFO)
-    console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    console.setFormatter(ConsoleFormatter())
     logging.basicConfig(level=1, handlers=[console], force=True)
 
 

@@ -227,6 +227,20 @@ class LogLevelWatcher(Actor):
             self.publisher.set_level(event.value)
 
 
+def console_line(event: LogEvent) -> str:
+    """How a ``LogEvent`` reads on a console: time, level, module, subject, message."""
+    subject = "" if event.subject == "Server" else f" [{event.subject}]"
+    return f"{event.timestamp} {event.level:<7} {event.module}{subject}: {event.message}"
+
+
+class ConsoleFormatter(logging.Formatter):
+    """Formats a record as ``ConsolePrinter`` prints its event, redacted alike: for stderr
+    while the bus is down (before it is up, after it is gone)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return console_line(to_event(record, name="", host=""))
+
+
 class ConsolePrinter(Actor):
     """Prints every ``LogEvent`` on ``on.logging`` as one line."""
 
@@ -238,10 +252,7 @@ class ConsolePrinter(Actor):
     @handler(log_exchange.NAME, "#")
     async def print_event(self, event: LogEvent, delivery: Delivery) -> None:
         stream = self.stream or sys.stderr
-        subject = "" if event.subject == "Server" else f" [{event.subject}]"
-        stream.write(
-            f"{event.timestamp} {event.level:<7} {event.module}{subject}: {event.message}\n"
-        )
+        stream.write(console_line(event) + "\n")
         stream.flush()
 
 

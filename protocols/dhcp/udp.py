@@ -54,11 +54,15 @@ def open_udp_socket(address: IPv4Address, port: int, *, interface: str | None) -
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         # The kernel caps this at net.core.rmem_max.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-        if interface is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
-            sock.bind(("0.0.0.0", port))
-        else:
-            sock.bind((str(address), port))
+        where = f"{address}:{port}" if interface is None else f"0.0.0.0:{port} on {interface}"
+        try:
+            if interface is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
+                sock.bind(("0.0.0.0", port))
+            else:
+                sock.bind((str(address), port))
+        except OSError as exc:
+            raise OSError(exc.errno, f"DHCP cannot listen on {where}: {exc.strerror}") from exc
         sock.setblocking(False)
     except BaseException:
         sock.close()

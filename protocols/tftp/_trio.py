@@ -97,7 +97,11 @@ class TftpServer:
         """Listen until cancelled; ``task_status.started`` gets the bound port."""
         with socket.socket(self._family, socket.SOCK_DGRAM) as sock:
             sock.setblocking(False)
-            sock.bind((self.host, self.port))
+            try:
+                sock.bind((self.host, self.port))
+            except OSError as exc:
+                where = f"{self.host}:{self.port}"
+                raise OSError(exc.errno, f"TFTP cannot listen on {where}: {exc.strerror}") from exc
             plane = DataPlane(trio.lowlevel.current_trio_token(), 1 << 16)  # any datagram
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_run_plane, plane)

@@ -17,7 +17,15 @@ from actors.exchanges.configuration import ConfigurationClient
 from actors.redaction import REDACTED, redact, redact_text
 from actors.services.config_store import MemoryConfigStore
 from actors.services.configuration import SERVICE_KEY, ConfigurationService
-from actors.services.logging import EMERG, NOTICE, SILLY, LogPublisher, level_name, start_logging
+from actors.services.logging import (
+    EMERG,
+    NOTICE,
+    SILLY,
+    ConsoleFormatter,
+    LogPublisher,
+    level_name,
+    start_logging,
+)
 from runtime import LogEvent, Runtime
 from runtime.testing import Inbox
 
@@ -237,3 +245,12 @@ async def test_no_generated_secret_is_ever_published(data, inline, name) -> None
         assert secret not in body
         assert secret not in out.getvalue()
     assert REDACTED in body
+
+
+def test_the_console_formatter_prints_records_as_the_printer_does_and_redacted() -> None:
+    record = logging.LogRecord(
+        "rackbus.serve", logging.ERROR, __file__, 1, "login failed, password=%s", ("hunter2",), None
+    )
+    line = ConsoleFormatter().format(record)
+    assert line.endswith(f"error   rackbus.serve: login failed, password={REDACTED}")
+    assert "hunter2" not in line

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pathlib
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -148,3 +149,21 @@ def test_a_bad_amqp_section_is_refused_by_name(tmp_path: pathlib.Path) -> None:
     )
     assert done.returncode == 2
     assert "password" in done.stderr and "password_file" in done.stderr
+
+
+def test_a_tftp_port_in_use_is_named_and_nothing_else_starts(tmp_path: pathlib.Path) -> None:
+    port = free_udp_port()
+    config = tmp_path / "rackbus.toml"
+    (tmp_path / "tftp").mkdir()
+    config.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n\n'
+        f'[tftp]\naddress = "127.0.0.1"\nport = {port}\nroot = "{tmp_path / "tftp"}"\n'
+    )
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", port))
+        done = subprocess.run(
+            serve_argv(config), capture_output=True, text=True, timeout=60, env=ENV, check=False
+        )
+    assert done.returncode == 2
+    assert f"TFTP cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr
+    assert "ready; stop with" not in done.stderr
