@@ -24,12 +24,13 @@ import outcome
 import trio
 
 from .actor import Actor, HandlerSpec
-from .bus import Binding
+from .bus import Binding, check_exchange
 from .delivery import Address, Delivery
 from .envelopes import ErrorEvent
-from .errors import ActorStartError, DecodeError, EncodeError
+from .errors import ActorStartError, DecodeError, EncodeError, InvalidRoutingKey
 from .mailbox import Mailbox, Overflow
 from .supervisor import ExitCallback, Restart
+from .topic import check_pattern
 
 if TYPE_CHECKING:
     from .context import ActorContext
@@ -129,10 +130,12 @@ class ActorCell:
         "_parked_task",
         "_scope",
         "_stop_mode",
+        "_task",
         "actor",
         "crashes",
         "ctx",
         "factory",
+        "generation",
         "id",
         "incarnations",
         "mailbox",
@@ -173,9 +176,13 @@ class ActorCell:
         self.messages_in = 0
         self.rejected = 0
         self.incarnations = 0
+        #: bumped when an incarnation starts and when it ends (crash or stop): the timers an
+        #: incarnation set for itself fire only while it lives (``owns_timer``)
+        self.generation = 0
         self.crashes = 0
         self._active = False
         self._parked_task: trio.lowlevel.Task | None = None
+        self._task: trio.lowlevel.Task | None = None
         self._scope: trio.CancelScope | None = None
         self._done: trio.Event | None = None
         self._stop_mode: str | None = None
@@ -195,28 +202,43 @@ class ActorCell:
         self._nursery = nursery
         self._on_exit = on_exit
         self._stop_mode = None
+        self.generation += 1
         try:
             actor = self.factory()
             if not isinstance(actor, Actor):
                 raise TypeError(f"factory returned {type(actor).__name__}, not an Actor")
+            if not self.routes:
+                self._make_routes(type(actor))  # bad patterns fail here, before on_start
             if self.ctx is None:
                 self.ctx = ActorContext(self)
             actor.ctx = self.ctx
             await actor.on_start()
+        except InvalidRoutingKey:
+            self.state = State.CRASHED
+            raise
         except Exception as exc:
             self.state = State.CRASHED
             raise ActorStartError(f"actor {self.id!r} failed to start: {exc!r}") from exc
         self.actor = actor
+        if self._stop_mode == "final":  # stopped for good while on_start ran
+            await self._call_on_stop()
+            self.state = State.STOPPED
+            raise ActorStartError(f"actor {self.id!r} was stopped while it started")
         self.incarnations += 1
         if self.mailbox.closed:
             self.mailbox = Mailbox(
                 self.id, self.mailbox.capacity, self.mailbox.overflow, self._on_put
             )
-        if not self.routes:
-            self._make_routes(type(actor))
-        await self._bind()
+        try:
+            await self._bind()
+        except BaseException:  # leave no binding behind, and end what on_start began
+            with trio.CancelScope(shield=True):
+                await self._unbind()
+                await self._call_on_stop()
+            self.state = State.CRASHED
+            raise
         self.state = State.RUNNING
-        if len(self.mailbox):
+        if len(self.mailbox) or self._stop_mode == "self":  # ctx.stop() in on_start
             self._activate()
 
     def _make_routes(self, cls: type[Actor]) -> None:
@@ -226,6 +248,8 @@ class ActorCell:
                 address = self.runtime.own_address(self.id)
             else:
                 address = Address(spec.exchange, self.runtime.format_pattern(spec.pattern, self.id))
+            check_exchange(address.exchange)
+            check_pattern(address.routing_key)
             groups.setdefault((address.exchange, address.routing_key), []).append(spec)
         self.routes = [
             Route(self, Address(exchange, pattern), tuple(specs))
@@ -248,12 +272,19 @@ class ActorCell:
                 await bus.unbind(binding)
 
     async def stop(self, *, final: bool) -> None:
+        """Stop this incarnation (``final``: for good). Called from the actor's own task (a
+        handler stopping its own actor through its ``ActorRef``), it cannot wait for that
+        task: it asks for a stop after the current message, as ``ActorContext.stop`` does."""
+        if self._task is not None and trio.lowlevel.current_task() is self._task:
+            self.request_stop()
+            return
         was_running = self.state is State.RUNNING
+        self.generation += 1
         self._stop_mode = "final" if final else "restart"
         if final:
             self.state = State.STOPPING
             await self._unbind()
-        with trio.move_on_after(self.shutdown) as grace:
+        with trio.move_on_at(self.runtime.stop_deadline(self.shutdown)) as grace:
             grace.shield = True
             await self._wait_task_done(drain=final and was_running)
             if was_running and self.actor is not None:
@@ -299,6 +330,10 @@ class ActorCell:
     def removed(self) -> None:
         self._on_removed(self)
 
+    def owns_timer(self, generation: int) -> bool:
+        """Whether a timer set by incarnation ``generation`` for itself may still fire."""
+        return self.generation == generation
+
     def request_stop(self) -> None:
         """Stop after the current message (``ActorContext.stop``); the rest is refused."""
         if self._stop_mode is None:
@@ -343,6 +378,7 @@ class ActorCell:
         done = self._done
         mailbox = self.mailbox
         self._scope = scope = trio.CancelScope()
+        self._task = trio.lowlevel.current_task()
         try:
             with scope:
                 while True:
@@ -363,10 +399,12 @@ class ActorCell:
         finally:
             self._active = False
             self._scope = None
+            self._task = None
             if done is not None:
                 done.set()
         if error is not None:
             self.state = State.CRASHED
+            self.generation += 1
             self.crashes += 1
             self._report(error)
         elif self._stop_mode == "self":
@@ -374,9 +412,13 @@ class ActorCell:
 
     async def _stop_self(self) -> None:
         self.state = State.STOPPING
+        self.generation += 1
         await self._unbind()
         if self.actor is not None:
-            await self._call_on_stop()
+            with trio.move_on_at(self.runtime.stop_deadline(self.shutdown)) as grace:
+                await self._call_on_stop()
+            if grace.cancelled_caught:
+                log.warning("actor %s: on_stop did not end within %g s", self.id, self.shutdown)
         await self._close_mailbox()
         self.state = State.STOPPED
         self._report(None)
@@ -392,6 +434,10 @@ class ActorCell:
             spec, message = self._select(route.handlers, delivery)
         except DecodeError as exc:
             await self._refuse(delivery, "DecodeError", str(exc))
+            return None
+        except Exception as exc:  # a handler type the codec cannot build: the actor's bug
+            log.error("actor %s cannot decode a message for its handlers: %r", self.id, exc)
+            await self._refuse(delivery, type(exc).__name__, str(exc), status=500)
             return None
         method = getattr(self.actor, spec.name)
         try:
@@ -470,7 +516,9 @@ class ActorCell:
         for observer in list(self.observers or ()):
             observer(name, message, result, error)
 
-    async def _refuse(self, delivery: Delivery, name: str, reason: str) -> None:
+    async def _refuse(
+        self, delivery: Delivery, name: str, reason: str, *, status: int = 400
+    ) -> None:
         self.rejected += 1
         if delivery.responder is not None:
             await delivery.responder.respond_error(
@@ -478,7 +526,7 @@ class ActorCell:
                     name=name,
                     message=reason,
                     context={"exchange": delivery.exchange, "routingKey": delivery.routing_key},
-                    status=400,
+                    status=status,
                 )
             )
         else:

@@ -144,8 +144,18 @@ class ActorContext:
     def send_after(
         self, delay: float, message: object, to: Address | ActorRef | None = None
     ) -> Timer:
-        """Tell ``message`` to this actor (or to ``to``) after ``delay`` seconds."""
-        return self._cell.runtime.send_after(delay, self.ref if to is None else to, message)
+        """Tell ``message`` to this actor (or to ``to``) after ``delay`` seconds.
+
+        A timer to itself belongs to this incarnation: once the actor crashes, restarts or
+        stops, it is dropped (the new incarnation sets its own in ``on_start``).
+        """
+        cell = self._cell
+        if to is not None:
+            return cell.runtime.send_after(delay, to, message)
+        generation = cell.generation
+        return cell.runtime.send_after(
+            delay, self.ref, message, valid=lambda: cell.owns_timer(generation)
+        )
 
     async def call(
         self,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
@@ -25,7 +26,7 @@ import attrs
 import trio
 
 from .actor import Actor
-from .bus import DEFAULT_CALL_TIMEOUT, Bus, BusStatistics
+from .bus import DEFAULT_CALL_TIMEOUT, Bus, BusStatistics, check_exchange
 from .cell import ActorCell, IdleRetirer, State
 from .codec import Codec
 from .context import ActorRef
@@ -36,6 +37,7 @@ from .memory_bus import MemoryBus
 from .registry import Registry
 from .supervisor import DEFAULT_BACKOFF, Backoff, Restart, Strategy, Supervisor
 from .timers import Timer, Timers
+from .topic import check_key
 
 T = TypeVar("T")
 SpawnTarget = type[Actor] | Callable[..., Actor]
@@ -97,6 +99,7 @@ class Runtime:
             backoff=backoff,
         )
         self.shutdown_timeout = shutdown_timeout
+        self._stop_by = math.inf  # see stop_deadline
         self._nursery_manager: Any = None
         self._nursery: trio.Nursery | None = None
         self._messages_out = 0
@@ -128,8 +131,8 @@ class Runtime:
     ) -> None:
         await self.root.run(task_status=task_status)
         # The root only returns by itself when stopped; then nothing is left to run.
-        assert self._nursery is not None
-        self._nursery.cancel_scope.cancel()
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
 
     async def __aexit__(
         self,
@@ -138,6 +141,9 @@ class Runtime:
         tb: TracebackType | None,
     ) -> bool | None:
         assert self._nursery is not None
+        # every stop from now on ends by then: within shutdown_timeout, or at once on an error
+        now = trio.current_time()
+        self._stop_by = now + self.shutdown_timeout if exc is None else now
         try:
             if exc is None:
                 # A clean exit stops actors gracefully; an error, a cancellation
@@ -156,6 +162,12 @@ class Runtime:
         except BaseExceptionGroup as group:
             raise_single(group)
             raise
+
+    def stop_deadline(self, grace: float) -> float:
+        """When a stop allowed ``grace`` seconds must be over (a ``trio.current_time()``
+        value): sooner once the runtime is leaving, so that leaving takes at most
+        ``shutdown_timeout`` (clean exit) or no grace at all (an error, a cancellation)."""
+        return min(trio.current_time() + grace, self._stop_by)
 
     def _check_running(self) -> trio.Nursery:
         if self._nursery is None:
@@ -283,11 +295,26 @@ class Runtime:
         self._messages_out += 1
         await self.bus.publish(address.exchange, address.routing_key, message)
 
-    def send_after(self, delay: float, to: Address | ActorRef, message: object) -> Timer:
+    def send_after(
+        self,
+        delay: float,
+        to: Address | ActorRef,
+        message: object,
+        *,
+        valid: Callable[[], bool] | None = None,
+    ) -> Timer:
         """Tell ``message`` to ``to`` after ``delay`` seconds (Trio's clock); ``cancel()`` the
-        returned timer to call it off. Raises ``TooManyTimers`` beyond the runtime's bound."""
+        returned timer to call it off. Raises ``TooManyTimers`` beyond the runtime's bound,
+        ``ValueError`` for a bad address. A timer to an ``ActorRef`` is dropped if that actor
+        is gone by then (a new actor under its key does not get it), and any timer whose
+        ``valid()`` is then false."""
         self._check_running()
-        return self.timers.send_after(delay, to, message)
+        if isinstance(to, ActorRef):
+            valid = _while_registered(self.registry, to._cell, valid)
+        else:
+            check_exchange(to.exchange)
+            check_key(to.routing_key)
+        return self.timers.send_after(delay, to, message, valid=valid)
 
     async def call(
         self,
@@ -337,3 +364,14 @@ def _check_key(key: str) -> None:
 
 
 __all__ = ["OWN_EXCHANGE", "Runtime", "RuntimeStatistics"]
+
+
+def _while_registered(
+    registry: Registry[ActorCell], cell: ActorCell, valid: Callable[[], bool] | None
+) -> Callable[[], bool]:
+    """A timer check: the actor is still the one registered under its key (and ``valid``)."""
+
+    def check() -> bool:
+        return registry.get(cell.id) is cell and (valid is None or valid())
+
+    return check

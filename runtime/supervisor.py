@@ -102,6 +102,15 @@ class SupervisorStatistics:
     crashes: int
 
 
+@attrs.frozen
+class _Exit:
+    """A child's exit, stamped with how many times it had been started then."""
+
+    child: Child
+    error: BaseException | None
+    start: int
+
+
 class _StartedStatus:
     """Passes ``started()`` on to the supervisor's nursery and remembers that it was called."""
 
@@ -220,11 +229,12 @@ class Supervisor:
         self.backoff = backoff
         self._initial = list(children or [])
         self._children: dict[str, Child] = {}
+        #: starts per child id: an exit event carries the count at its exit, so the exit of
+        #: an incarnation that a group restart already replaced is recognised as stale
+        self._starts: dict[str, int] = {}
         self._restart_times: deque[float] = deque()
         self._rng = random.Random(seed)
-        self._exits_send, self._exits = trio.open_memory_channel[
-            tuple[Child, BaseException | None] | None
-        ](math.inf)
+        self._exits_send, self._exits = trio.open_memory_channel[_Exit | None](math.inf)
         self._nursery: trio.Nursery | None = None
         self._stopped = trio.Event()
         self._closing = False
@@ -275,9 +285,7 @@ class Supervisor:
             raise failure
 
     def _reset(self) -> None:
-        self._exits_send, self._exits = trio.open_memory_channel[
-            tuple[Child, BaseException | None] | None
-        ](math.inf)
+        self._exits_send, self._exits = trio.open_memory_channel[_Exit | None](math.inf)
         self._stopped = trio.Event()
         self._closing = False
         self._restart_times.clear()
@@ -319,22 +327,35 @@ class Supervisor:
         assert self._nursery is not None
         self._children[child.id] = child
         try:
-            await child.start(self._nursery, self._on_exit)
+            await self._start(child)
         except BaseException:
-            del self._children[child.id]
+            if self._children.get(child.id) is child:
+                del self._children[child.id]
+                self._starts.pop(child.id, None)
             raise
+        if self._closing or self._children.get(child.id) is not child:
+            # the supervisor stopped (or let go of the child) while it was starting
+            with trio.CancelScope(shield=True):
+                await child.stop(final=True)
+            self._remove(child)
+            raise RuntimeClosed(f"supervisor {self.name!r} stopped while {child.id!r} started")
+
+    async def _start(self, child: Child) -> None:
+        self._starts[child.id] = self._starts.get(child.id, 0) + 1
+        await child.start(self._nursery, self._on_exit)  # type: ignore[arg-type]
 
     def _on_exit(self, child: Child, error: BaseException | None) -> None:
         if not self._closing:
-            self._exits_send.send_nowait((child, error))
+            self._exits_send.send_nowait(_Exit(child, error, self._starts.get(child.id, 0)))
 
     async def _supervise(self) -> None:
         async for event in self._exits:
             if event is None:
                 return
-            child, error = event
-            if self._children.get(child.id) is child:
-                await self._handle_exit(child, error)
+            child = event.child
+            current = self._children.get(child.id) is child
+            if current and self._starts.get(child.id) == event.start:
+                await self._handle_exit(child, event.error)
 
     async def _handle_exit(self, child: Child, error: BaseException | None) -> None:
         if error is not None:
@@ -343,8 +364,8 @@ class Supervisor:
         restart = child.restart is Restart.PERMANENT or (
             child.restart is Restart.TRANSIENT and error is not None
         )
-        if not restart:
-            self._remove(child)
+        if not restart:  # let go of it for good: bindings and mailbox go with it
+            await self._stop_children([child], final=True)
             return
         if self.strategy is Strategy.ONE_FOR_ONE:
             group = [child]
@@ -361,7 +382,9 @@ class Supervisor:
             await self._count_restart(error)
             try:
                 while pending:
-                    await pending[0].start(self._nursery, self._on_exit)  # type: ignore[arg-type]
+                    child = pending[0]
+                    if self._children.get(child.id) is child:  # not terminated meanwhile
+                        await self._start(child)
                     pending.pop(0)
             except Exception as exc:
                 error = exc
@@ -391,4 +414,5 @@ class Supervisor:
     def _remove(self, child: Child) -> None:
         if self._children.get(child.id) is child:
             del self._children[child.id]
+            self._starts.pop(child.id, None)
             child.removed()

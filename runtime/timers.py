@@ -4,8 +4,9 @@ An actor holds no task while idle, so it cannot sleep; it asks for a message
 instead: ``self.ctx.send_after(60, Tick())`` tells it ``Tick()`` in a minute.
 One task per runtime keeps every timer in a heap, on Trio's clock (so
 ``MockClock`` runs them in virtual time). A timer whose target is gone by then
-is dropped quietly; each delivery runs in its own task, so one full mailbox
-never delays the others.
+is dropped quietly (an actor's timers to itself die with the incarnation that
+set them, as in Erlang; a timer to an ``ActorRef`` dies with that actor). Each
+delivery runs in its own task, so one full mailbox never delays the others.
 """
 
 from __future__ import annotations
@@ -35,13 +36,21 @@ class TooManyTimers(RackbusError):
 class Timer:
     """A pending delivery; ``cancel()`` stops it if it has not fired yet."""
 
-    __slots__ = ("cancelled", "deadline", "message", "to")
+    __slots__ = ("cancelled", "deadline", "message", "to", "valid")
 
-    def __init__(self, deadline: float, to: object, message: object) -> None:
+    def __init__(
+        self,
+        deadline: float,
+        to: object,
+        message: object,
+        valid: Callable[[], bool] | None = None,
+    ) -> None:
         self.deadline = deadline
         self.to = to
         self.message = message
         self.cancelled = False
+        #: asked when the timer is due: ``False`` drops it (its owner is gone)
+        self.valid = valid
 
     def cancel(self) -> None:
         """Do not deliver this timer's message."""
@@ -64,15 +73,23 @@ class Timers:
     def __len__(self) -> int:
         return len(self._heap)
 
-    def send_after(self, delay: float, to: object, message: object) -> Timer:
-        """Deliver ``message`` to ``to`` after ``delay`` seconds; returns the timer."""
+    def send_after(
+        self,
+        delay: float,
+        to: object,
+        message: object,
+        *,
+        valid: Callable[[], bool] | None = None,
+    ) -> Timer:
+        """Deliver ``message`` to ``to`` after ``delay`` seconds, unless ``valid()`` is false
+        by then; returns the timer."""
         if not math.isfinite(delay) or delay < 0:
             raise ValueError(f"timer delay must be a finite number of seconds >= 0, not {delay!r}")
         if len(self._heap) >= self.max_timers:
             self._drop_cancelled()
             if len(self._heap) >= self.max_timers:
                 raise TooManyTimers(f"{self.max_timers} timers are pending")
-        timer = Timer(trio.current_time() + delay, to, message)
+        timer = Timer(trio.current_time() + delay, to, message, valid)
         heapq.heappush(self._heap, (timer.deadline, next(self._order), timer))
         self._changed.set()
         return timer
@@ -97,7 +114,11 @@ class Timers:
 
 
 async def _deliver(deliver: Deliver, timer: Timer) -> None:
+    if timer.valid is not None and not timer.valid():
+        return
     try:
         await deliver(timer.to, timer.message)
     except RackbusError as exc:
         log.debug("timer %r not delivered: %s", timer, exc)
+    except Exception as exc:  # one timer never takes the runtime down
+        log.warning("timer %r not delivered: %r", timer, exc)
