@@ -168,13 +168,16 @@ class LeaseTable:
         """
         own = self._by_mac.get(mac)
         if own is not None and not (own.pinned or subnet.in_range(own.ip)):
-            # Outside the ranges (an unpinned former pin, or another subnet): start afresh.
+            # Outside the ranges (an unpinned former pin, or another subnet): start afresh,
+            # giving the old address back to its own pool if it has one.
             self._drop(own)
+            self._recycle(own.ip)
             own = None
         if own is not None and own.ip not in subnet.network:
             if own.pinned:
                 return None
             self._drop(own)
+            self._recycle(own.ip)
             own = None
         if own is not None:
             if own.state is LeaseState.BOUND:

@@ -14,7 +14,7 @@ from ipaddress import IPv4Address
 
 import attrs
 
-from ._errors import MalformedPacket
+from ._errors import LocalProtocolError, MalformedPacket
 from .datagram import BROADCAST, CLIENT_PORT, PROXY_PORT, SERVER_PORT, Datagram
 from .events import BootFileChosen, PacketDropped, ProxyEvent
 from .options import MessageType, Option, OptionCode
@@ -214,7 +214,11 @@ class ProxyDhcp:
         port: int = PROXY_PORT,
         bootfile: str | None = None,
     ) -> list[Datagram]:
-        """The reply to a classified packet, with ``bootfile`` or the rule table's choice."""
+        """The reply to a classified packet, with ``bootfile`` or the rule table's choice.
+
+        On 4011 the reply goes to the request's source address and port. A reply that
+        cannot be encoded is reported as :class:`PacketDropped` and not sent.
+        """
         request = BootRequest.from_packet(packet)
         rule_name = "given"
         if bootfile is None:
@@ -223,18 +227,23 @@ class ProxyDhcp:
                 self._events.append(PacketDropped("no boot rule matches", source, request.mac))
                 return []
             bootfile, rule_name = rule.render(request), rule.name
-        reply = self.reply_packet(packet, bootfile)
+        try:
+            data = self.reply_packet(packet, bootfile).encode()
+        except LocalProtocolError as exc:
+            self._events.append(PacketDropped(f"reply does not fit: {exc}", source, request.mac))
+            return []
         ciaddr = packet.ciaddr if packet.ciaddr != ZERO else None
         self._events.append(
             BootFileChosen(
                 request.mac, ciaddr, bootfile, rule_name, request.architecture, request.user_class
             )
         )
-        data = reply.encode()
         if port == PROXY_PORT:
-            # Reply where the request came from: legacy ROMs listen on 68, EFI ones on 4011.
+            # Reply where the request came from (legacy ROMs listen on 68, EFI ones on 4011),
+            # to the sender's address: ``ciaddr`` is only the client's claim, used when the
+            # sender has no address yet.
             host, sport = source
-            address = ciaddr or (IPv4Address(host) if host not in ("", "0.0.0.0") else None)
+            address = IPv4Address(host) if host not in ("", "0.0.0.0") else ciaddr
             if address is not None:
                 return [Datagram(data, address, sport)]
             return [Datagram(data, BROADCAST, CLIENT_PORT, True)]
@@ -275,7 +284,8 @@ class ProxyDhcp:
 
 
 def _vendor_options(packet: Packet) -> bytes:
-    """Option 43 for a PXE reply: discovery control, and the client's boot item (71) echoed."""
+    """Option 43 for a PXE reply: discovery control, and the client's boot item (71) echoed
+    (the first one only: a client names one boot item)."""
     out = bytearray(_DISCOVERY_CONTROL)
     raw = packet.get(OptionCode.VENDOR_SPECIFIC)
     if isinstance(raw, bytes):
@@ -289,5 +299,6 @@ def _vendor_options(packet: Packet) -> bytes:
             code, length = raw[i], raw[i + 1]
             if code == 71 and i + 2 + length <= len(raw):
                 out += raw[i : i + 2 + length]
+                break
             i += 2 + length
     return bytes(out) + b"\xff"

@@ -5,9 +5,17 @@ The engine owns no socket and reads no clock. An adapter feeds it each datagram 
 and calls :meth:`DhcpServer.expire` when :meth:`DhcpServer.next_deadline` comes.
 
 Replies are addressed per RFC 2131 4.1: to the relay (``giaddr``, port 67); else to
-``ciaddr`` (port 68); else broadcast to 255.255.255.255:68. RFC 2131 would unicast to
+``ciaddr`` (port 68) when the reply is an ACK and ``ciaddr`` lies in the client's subnet;
+else broadcast to 255.255.255.255:68. An OFFER ignores ``ciaddr`` (a DISCOVER has it 0),
+and an unrelayed INFORM whose ``ciaddr`` lies outside the client's subnet is dropped, so
+a client cannot aim replies at a host of its choosing. RFC 2131 would unicast to
 ``yiaddr`` at the link layer when the broadcast flag is clear; that needs a raw socket,
 so the engine broadcasts instead (every client accepts a broadcast reply).
+
+A reply must fit the client's size limit (option 57, at least 576 octets). When it does
+not, the optional echoes (the client's host name, and option 82 of an unrelayed request)
+are left out; a reply that still does not fit is dropped, and no offer is held nor lease
+bound for it.
 """
 
 from __future__ import annotations
@@ -28,13 +36,16 @@ from .events import (
     PacketDropped,
     ServerEvent,
 )
-from .leases import Lease, LeaseState, LeaseTable
+from .leases import LeaseState, LeaseTable
 from .options import MessageType, Option, OptionCode
 from .packet import BOOTREPLY, BOOTREQUEST, BROADCAST_FLAG, ZERO, Packet, parse
 from .proxy import PXE_CLIENT, BootRequest, BootRule, choose_rule
 from .subnet import Subnet
 
 _MIN_MESSAGE = 576 - 28
+_HOSTNAME_ONLY = frozenset({int(OptionCode.HOSTNAME)})
+_ECHOES = frozenset({int(OptionCode.HOSTNAME), int(OptionCode.RELAY_AGENT_INFO)})
+"""Echoed options a reply may leave out when it would not fit (82 only without a relay)."""
 
 
 @attrs.frozen
@@ -129,7 +140,7 @@ class DhcpServer:
         if kind is MessageType.RELEASE:
             return self._release(packet, now)
         if kind is MessageType.INFORM:
-            return self._send(packet, self._reply(packet, MessageType.ACK, subnet, None, now))
+            return self._inform(packet, subnet, source)
         return self._drop(f"unexpected {kind.name}", source, packet.mac)
 
     def take_events(self) -> list[ServerEvent]:
@@ -160,9 +171,19 @@ class DhcpServer:
         )
         if lease is None:
             return self._drop("no free address", source, packet.mac)
+        remaining = subnet.lease_time
+        if lease.state is LeaseState.BOUND and lease.expires is not None:
+            remaining = max(0, int(lease.expires - now))
+        reply = self._reply(packet, MessageType.OFFER, subnet, lease.ip, remaining)
+        sent = self._send(packet, reply, subnet)
+        if not sent:
+            # The reply cannot go out: hold nothing for a client that will never hear of it.
+            if lease.state is LeaseState.OFFERED:
+                self.leases.cancel_offer(lease.mac, now)
+            return sent
         self._events.append(LeaseOffered(lease.mac, lease.ip, lease.reserved_until))
         self._offers += 1
-        return self._send(packet, self._reply(packet, MessageType.OFFER, subnet, lease, now))
+        return sent
 
     def _request(
         self, packet: Packet, subnet: Subnet, now: float, source: tuple[str, int] | None
@@ -181,11 +202,17 @@ class DhcpServer:
         else:
             ip = packet.ciaddr  # RENEWING or REBINDING
         selecting = server_id is not None
+        # The ACK is encoded before the lease is bound, so that a lease is never bound
+        # without an ACK that can be sent (a bound lease always runs the subnet's lease time).
+        ack = self._reply(packet, MessageType.ACK, subnet, ip, subnet.lease_time)
+        data = self._encode(packet, ack)
+        if data is None:
+            return []
         previous = self.leases.by_mac(mac)
         lease = self.leases.bind(mac, ip, subnet, now, hostname=packet.hostname)
         if lease is None:
             if selecting or self.config.authoritative or ip not in subnet.network:
-                return self._nak(packet, subnet, now)
+                return self._nak(packet, subnet)
             return []
         renewed = previous is not None and previous.ip == ip and previous.state is LeaseState.BOUND
         arches = packet.architectures
@@ -203,7 +230,15 @@ class DhcpServer:
             )
         )
         self._acks += 1
-        return self._send(packet, self._reply(packet, MessageType.ACK, subnet, lease, now))
+        return self._address(packet, ack, data, subnet)
+
+    def _inform(
+        self, packet: Packet, subnet: Subnet, source: tuple[str, int] | None
+    ) -> list[Datagram]:
+        ciaddr = packet.ciaddr
+        if packet.giaddr == ZERO and ciaddr != ZERO and ciaddr not in subnet.network:
+            return self._drop("INFORM from outside the client's subnet", source, packet.mac)
+        return self._send(packet, self._reply(packet, MessageType.ACK, subnet, None, None), subnet)
 
     def _decline(self, packet: Packet, now: float) -> list[Datagram]:
         ip = packet.requested_ip
@@ -221,9 +256,9 @@ class DhcpServer:
             self._events.append(LeaseReleased(packet.mac, packet.ciaddr))
         return []
 
-    def _nak(self, packet: Packet, subnet: Subnet, now: float) -> list[Datagram]:
+    def _nak(self, packet: Packet, subnet: Subnet) -> list[Datagram]:
         self._naks += 1
-        return self._send(packet, self._reply(packet, MessageType.NAK, subnet, None, now))
+        return self._send(packet, self._reply(packet, MessageType.NAK, subnet, None, None), subnet)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -253,8 +288,15 @@ class DhcpServer:
         return self.leases.subnet_for(address)
 
     def _reply(
-        self, packet: Packet, kind: MessageType, subnet: Subnet, lease: Lease | None, now: float
+        self,
+        packet: Packet,
+        kind: MessageType,
+        subnet: Subnet,
+        ip: IPv4Address | None,
+        remaining: int | None,
     ) -> Packet:
+        """The reply of ``kind``; ``ip`` is the leased address (``yiaddr``) and ``remaining``
+        the seconds left on its lease, both ``None`` in a reply that leases nothing."""
         config = self.config
         options = [
             Option(OptionCode.MESSAGE_TYPE, kind),
@@ -263,17 +305,14 @@ class DhcpServer:
         siaddr = ZERO
         file = b""
         if kind is not MessageType.NAK:
-            if lease is not None:
-                remaining = subnet.lease_time
-                if lease.state is LeaseState.BOUND and lease.expires is not None:
-                    remaining = max(0, int(lease.expires - now))
+            if remaining is not None:
                 options += [
                     Option(OptionCode.LEASE_TIME, remaining),
                     Option(OptionCode.RENEWAL_TIME, min(subnet.t1, remaining)),
                     Option(OptionCode.REBINDING_TIME, min(subnet.t2, remaining)),
                 ]
             options += _subnet_options(subnet)
-            if packet.hostname is not None and lease is not None:
+            if packet.hostname is not None and ip is not None:
                 options.append(Option(OptionCode.HOSTNAME, packet.hostname))
             request = BootRequest.from_packet(packet) if config.boot_rules else None
             rule = choose_rule(config.boot_rules, request) if request is not None else None
@@ -300,7 +339,7 @@ class DhcpServer:
             hlen=packet.hlen,
             flags=flags,
             ciaddr=ciaddr,
-            yiaddr=lease.ip if lease is not None and kind is not MessageType.NAK else ZERO,
+            yiaddr=ip if ip is not None and kind is not MessageType.NAK else ZERO,
             siaddr=siaddr,
             giaddr=packet.giaddr,
             chaddr=packet.chaddr,
@@ -308,19 +347,42 @@ class DhcpServer:
             options=options,
         )
 
-    def _send(self, request: Packet, reply: Packet) -> list[Datagram]:
-        """Encode ``reply`` within the client's size limit and address it (RFC 2131 4.1)."""
+    def _send(self, request: Packet, reply: Packet, subnet: Subnet) -> list[Datagram]:
+        """Encode ``reply`` within the client's size limit and address it (RFC 2131 4.1);
+        ``[]`` (and a :class:`PacketDropped`) when it does not fit."""
+        data = self._encode(request, reply)
+        return [] if data is None else self._address(request, reply, data, subnet)
+
+    def _encode(self, request: Packet, reply: Packet) -> bytes | None:
+        """``reply`` encoded within the client's size limit, leaving out the optional echoes
+        if it does not fit; ``None`` (and a :class:`PacketDropped`) if it still does not."""
         limit = request.max_message_size
+        max_size = max(limit - 28, _MIN_MESSAGE) if limit else _MIN_MESSAGE
         try:
-            data = reply.encode(max_size=max(limit - 28, _MIN_MESSAGE) if limit else _MIN_MESSAGE)
+            return reply.encode(max_size=max_size)
+        except LocalProtocolError:
+            pass
+        # The host name echo is optional (RFC 2132 3.14); option 82 is echoed for a relay
+        # (RFC 3046 2.2), so it is kept when there is one.
+        optional = _ECHOES if request.giaddr == ZERO else _HOSTNAME_ONLY
+        shorter = attrs.evolve(reply, options=[o for o in reply.options if o.code not in optional])
+        try:
+            return shorter.encode(max_size=max_size)
         except LocalProtocolError as exc:
-            return self._drop(f"reply does not fit: {exc}", None, request.mac)
+            self._drop(f"reply does not fit: {exc}", None, request.mac)
+            return None
+
+    def _address(
+        self, request: Packet, reply: Packet, data: bytes, subnet: Subnet
+    ) -> list[Datagram]:
+        """Where ``data`` (the encoded ``reply``) goes (RFC 2131 4.1)."""
         if request.giaddr != ZERO:
             return [Datagram(data, request.giaddr, SERVER_PORT)]
-        if reply.message_type is MessageType.NAK:
-            return [Datagram(data, BROADCAST, CLIENT_PORT, True)]
-        if request.ciaddr != ZERO:
-            return [Datagram(data, request.ciaddr, CLIENT_PORT)]
+        # Only an ACK carries ciaddr (never an OFFER or a NAK); unicast to it only when it
+        # lies in the client's subnet, never to an address the client merely claims.
+        ciaddr = reply.ciaddr
+        if ciaddr != ZERO and ciaddr in subnet.network:
+            return [Datagram(data, ciaddr, CLIENT_PORT)]
         # Broadcast flag set, or clear (where RFC 2131 would unicast to yiaddr by MAC).
         return [Datagram(data, BROADCAST, CLIENT_PORT, True)]
 

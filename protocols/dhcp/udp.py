@@ -72,7 +72,12 @@ def open_udp_socket(address: IPv4Address, port: int, *, interface: str | None) -
 
 class DatagramServer:
     """Runs one engine on one socket; ``after_batch`` is called after each batch is sent
-    (to drain the engine's events)."""
+    (to drain the engine's events).
+
+    An exception raised by the engine on one datagram is logged (its type and message,
+    never the datagram) and counted in ``dropped``; the server goes on with the next one.
+    ``send_errors`` counts replies the socket refused.
+    """
 
     def __init__(
         self,
@@ -90,6 +95,7 @@ class DatagramServer:
         self.after_batch = after_batch
         self.clock = clock
         self.send_errors = 0
+        self.dropped = 0
 
     async def serve(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -114,7 +120,16 @@ class DatagramServer:
                 except OSError as exc:  # an ICMP error queued on the socket, say
                     log.debug("DHCP receive error: %s", exc)
                     continue
-                replies.extend(self.handle(data, source[:2], self.clock()))
+                try:
+                    replies.extend(self.handle(data, source[:2], self.clock()))
+                except Exception as exc:  # a bug in the engine must not stop the service
+                    self.dropped += 1
+                    log.error(
+                        "DHCP datagram from %s:%d dropped: %s: %s",
+                        *source[:2],
+                        type(exc).__name__,
+                        exc,
+                    )
         return replies
 
     async def _send(self, datagram: Datagram) -> None:
