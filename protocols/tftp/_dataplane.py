@@ -81,11 +81,14 @@ class Session:
     ``linger`` (seconds) asks for a dally instead of a transfer: ``first`` is sent, then datagrams
     are fed to the finished engine (which re-ACKs a repeated last block of an upload) until the
     time is up. ``hold`` keeps a successful engine's last datagrams in ``held`` instead of sending
-    them, so an upload's final ACK goes out only once the file is committed.
+    them, so an upload's final ACK goes out only once the file is committed. When a full send
+    buffer refuses an ended engine's last datagrams, the session is ``closing``: it finishes once
+    they are sent, or after one timeout if the socket never becomes writable.
     """
 
     __slots__ = (
         "calm",
+        "closing",
         "deadline",
         "engine",
         "fd",
@@ -128,6 +131,8 @@ class Session:
         self.deadline: float | None = None
         #: datagrams a full send buffer refused; sent when the socket is writable again
         self.pending: Datagrams = []
+        #: the engine is done, only ``pending`` is left to send before the session finishes
+        self.closing = False
         #: the worker no longer uses the socket (set in the worker, read after ``finished``)
         self.stopped = False
 
@@ -327,12 +332,19 @@ class DataPlane:
         refused = isinstance(exc, ConnectionRefusedError)
         self._fail(session, "client port unreachable" if refused else f"receive failed: {exc}")
 
-    def _ended(self, session: Session, out: Datagrams) -> None:
-        """The engine is done: send its last datagrams (or hold them), then let go."""
+    def _ended(self, session: Session, out: Sequence[bytes | memoryview]) -> None:
+        """The engine is done: send its last datagrams (or hold them), then let go; what a full
+        send buffer refused is sent first, when the socket is writable (or given up after one
+        timeout)."""
         if session.hold and session.engine.state is TransferState.SUCCEEDED:
             session.held = [bytes(datagram) for datagram in out]
         else:
             self._send(session, out)
+        if session.pending and self._sessions.get(session.fd) is session:
+            session.closing = True
+            session.deadline = time.monotonic() + session.engine.options.timeout
+            self._arm(session, session.deadline)  # the first entry to fire finishes it
+            return
         self._finish(session)
 
     def _take_incoming(self, now: float) -> bool:
@@ -360,11 +372,11 @@ class DataPlane:
                 except Exception as exc:
                     self._fail(session, exc)
                     continue
+                if session.deadline is None:
+                    self._ended(session, out)
+                    continue
                 if out:
                     self._send(session, out)
-                if session.deadline is None:
-                    self._finish(session)
-                    continue
             self._arm(session, session.deadline)
         for session in cancels:
             if not session.stopped:
@@ -382,7 +394,7 @@ class DataPlane:
         if deadline is not None and deadline > now:
             self._arm(session, deadline)
             return
-        if session.linger is not None or deadline is None:
+        if session.linger is not None or deadline is None or session.closing:
             self._finish(session)
             return
         if session.pending:
@@ -393,12 +405,12 @@ class DataPlane:
         except Exception as exc:
             self._fail(session, exc)
             return
+        if session.deadline is None:
+            self._ended(session, out)
+            return
         if out:
             self._send(session, out)
-        if session.deadline is None:
-            self._finish(session)
-        else:
-            self._arm(session, session.deadline)
+        self._arm(session, session.deadline)
 
     def _send(self, session: Session, out: Sequence[bytes | memoryview]) -> None:
         """Send in order; what a full send buffer refuses waits in ``pending`` (copied: the
@@ -418,6 +430,8 @@ class DataPlane:
         pending, session.pending = session.pending, []
         self._epoll.modify(session.fd, _IN)
         self._send(session, pending)
+        if session.closing and not session.pending:
+            self._finish(session)
 
     def _fail(self, session: Session, reason: str | Exception) -> None:
         """End a session that did not complete (a dally ends quietly: its transfer succeeded)."""

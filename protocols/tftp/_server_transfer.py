@@ -118,6 +118,8 @@ class ServerTransfer:
 
     def start(self, now: float) -> Step:
         """The first datagrams: an OACK if options were accepted, else DATA 1 or ACK 0."""
+        if self._receiver is not None:
+            self._receiver.deadline = now + self.options.timeout  # it was built before ``now``
         if self._oack:
             self._oack_deadline = now + self.options.timeout
             return [encode(OptionAck(self._oack))], self._oack_deadline
@@ -125,7 +127,6 @@ class ServerTransfer:
         if self._sender is not None:
             return self._sender.start(now), self._sender.deadline
         assert self._receiver is not None
-        self._receiver.deadline = now + self.options.timeout
         return [encode(Ack(0))], self._receiver.deadline
 
     def _fail(self, code: int, message: str, send: bool) -> Step:
@@ -177,6 +178,8 @@ class ServerTransfer:
                 return self._check(sender.start(now))
             return self._check(sender.on_ack(packet.block, now))
         if self._receiver is not None and isinstance(packet, Data):
+            if self.state is TransferState.NEGOTIATING and packet.block != 1:
+                return [], self._oack_deadline  # only DATA 1 acknowledges the OACK (RFC 2347)
             return self._receive_data(datagram, now)
         return self._fail(ErrorCode.ILLEGAL_OPERATION, f"unexpected {type(packet).__name__}", True)
 

@@ -2,17 +2,29 @@
 opens the content (in a worker thread), negotiates, makes a socket with a fresh transfer ID (as
 RFC 1350 asks) and reports the end as an event.
 
+Each transfer's socket is bound to the address the request was sent to (the listening socket
+asks for it with ``IP_PKTINFO`` / ``IPV6_RECVPKTINFO``), so on a host with several addresses the
+client gets its answers from the address it asked, and a link-local client is answered on its
+link. A request that fails, whatever the cause (content that raises, a commit that fails, a
+socket that cannot be bound), ends that transfer with an ERROR and a ``TransferFailed``; it never
+ends ``serve``.
+
 The blocks themselves go through the data plane (``_dataplane``): one worker thread, started and
 joined by ``serve``'s nursery, runs every transfer's ``ServerTransfer`` over an ``epoll`` set,
 because a trip through Trio's scheduler per block was the server's main cost (``_dataplane``
 has the measurements). Nothing outlives ``serve``: cancelling it stops the thread, and every
-session task waits until the thread has let go of its socket before closing it.
+session task waits until the thread has let go of its socket before closing it, then reports
+its transfer, if it had not completed, as failed ("server stopped").
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import socket
+import sys
 from collections.abc import Callable
+from typing import Any, cast
 
 import attrs
 import trio
@@ -24,6 +36,19 @@ from ._events import Direction, TransferEvent, TransferFailed, TransferSucceeded
 from ._options import NegotiationLimits
 from ._packets import MAX_REQUEST, ReadRequest, WriteRequest, decode
 from ._server_transfer import ServerTransfer, TransferState, check_request, error_packet
+
+log = logging.getLogger("rackbus.tftp")
+
+#: a socket address as the ``socket`` module gives it: ``(host, port)`` for IPv4,
+#: ``(host, port, flowinfo, scope_id)`` for IPv6
+Endpoint = tuple[Any, ...]
+#: what tells one client transfer ID from another: host, port and IPv6 scope (0 for IPv4)
+TransferId = tuple[str, int, int]
+#: what tells one client from another: host and IPv6 scope
+Client = tuple[str, int]
+
+_IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Linux's value; the module lacks it before 3.13
+_ANCILLARY = socket.CMSG_SPACE(20)  # one in6_pktinfo (20 octets) or in_pktinfo (12)
 
 
 @attrs.frozen
@@ -86,8 +111,8 @@ class TftpServer:
             timeout=config.timeout,
             max_tsize=writable.max_size if writable else None,
         )
-        self._active: dict[tuple[str, int], int] = {}  # remote -> 1, one session per transfer ID
-        self._per_address: dict[str, int] = {}
+        self._active: set[TransferId] = set()  # one session per client transfer ID
+        self._per_client: dict[Client, int] = {}
         self._counts = {"succeeded": 0, "failed": 0, "refused": 0, "malformed": 0}
 
     def statistics(self) -> ServerStatistics:
@@ -97,6 +122,10 @@ class TftpServer:
         """Listen until cancelled; ``task_status.started`` gets the bound port."""
         with socket.socket(self._family, socket.SOCK_DGRAM) as sock:
             sock.setblocking(False)
+            if self._family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+            else:
+                sock.setsockopt(socket.IPPROTO_IP, _IP_PKTINFO, 1)
             try:
                 sock.bind((self.host, self.port))
             except OSError as exc:
@@ -110,12 +139,27 @@ class TftpServer:
                     while True:
                         await trio.lowlevel.wait_readable(sock)
                         try:
-                            data, remote = sock.recvfrom(MAX_REQUEST + 1)
+                            data, ancillary, _, remote = sock.recvmsg(MAX_REQUEST + 1, _ANCILLARY)
                         except (BlockingIOError, ConnectionRefusedError):
                             continue
-                        self._accept(nursery, plane, sock, data, remote[:2])
+                        local = self._local_address(ancillary)
+                        self._accept(nursery, plane, sock, data, remote, local)
                 finally:
                     plane.stop()
+
+    def _local_address(self, ancillary: list[tuple[int, int, bytes]]) -> Endpoint:
+        """Where a transfer's socket is bound: the address the request was sent to (for IPv4,
+        the kernel's choice of reply address, which is that address unless it was a broadcast),
+        with the receiving interface as the scope of an IPv6 address that needs one."""
+        for level, kind, data in ancillary:
+            if level == socket.IPPROTO_IP and kind == _IP_PKTINFO and len(data) >= 12:
+                return (socket.inet_ntop(socket.AF_INET, data[4:8]), 0)  # ipi_spec_dst
+            if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO and len(data) >= 20:
+                if data[0] == 0xFF:
+                    break  # sent to a multicast group: let the kernel pick the source
+                scope = int.from_bytes(data[16:20], sys.byteorder)  # ignored unless link-local
+                return (socket.inet_ntop(socket.AF_INET6, data[:16]), 0, 0, scope)
+        return (self.host, 0)
 
     def _accept(
         self,
@@ -123,7 +167,8 @@ class TftpServer:
         plane: DataPlane,
         sock: socket.socket,
         data: bytes,
-        remote: tuple[str, int],
+        remote: Endpoint,
+        local: Endpoint,
     ) -> None:
         try:
             request = decode(data)
@@ -132,55 +177,102 @@ class TftpServer:
             if data[:2] in (b"\0\1", b"\0\2"):
                 _send_quietly(sock, error_packet(ErrorCode.ILLEGAL_OPERATION, str(exc)), remote)
             return
-        if not isinstance(request, ReadRequest | WriteRequest) or remote in self._active:
+        tid = _transfer_id(remote)
+        if not isinstance(request, ReadRequest | WriteRequest) or tid in self._active:
             return  # not a request, or a retransmitted request of a running transfer
-        address = remote[0]
+        client = (tid[0], tid[2])
         if (
             len(self._active) >= self.config.max_sessions
-            or self._per_address.get(address, 0) >= self.config.max_sessions_per_client
+            or self._per_client.get(client, 0) >= self.config.max_sessions_per_client
         ):
             _send_quietly(sock, error_packet(ErrorCode.NOT_DEFINED, "server busy"), remote)
             self._report_refusal(request, remote, ErrorCode.NOT_DEFINED, "server busy")
             return
-        self._active[remote] = 1
-        self._per_address[address] = self._per_address.get(address, 0) + 1
-        nursery.start_soon(self._session, plane, request, remote)
+        self._active.add(tid)
+        self._per_client[client] = self._per_client.get(client, 0) + 1
+        nursery.start_soon(self._session, plane, request, remote, local)
 
     def _report_refusal(
-        self, request: ReadRequest | WriteRequest, remote: tuple[str, int], code: int, message: str
+        self, request: ReadRequest | WriteRequest, remote: Endpoint, code: int, message: str
     ) -> None:
         self._counts["refused"] += 1
         direction: Direction = "write" if isinstance(request, WriteRequest) else "read"
-        self._emit(TransferFailed(request.filename, *remote, code, message, 0, 0.0, direction))
+        self._emit(
+            TransferFailed(request.filename, remote[0], remote[1], code, message, 0, 0.0, direction)
+        )
+
+    def _report_end(
+        self,
+        request: ReadRequest | WriteRequest,
+        remote: Endpoint,
+        engine: ServerTransfer | None,
+        started: float,
+        error: tuple[int, str] = (ErrorCode.NOT_DEFINED, "aborted"),
+    ) -> None:
+        """Count and report a transfer that was accepted (``engine`` is ``None`` when it ended
+        before one was made); ``error`` is used when the engine has none."""
+        direction: Direction = "write" if isinstance(request, WriteRequest) else "read"
+        duration = trio.current_time() - started
+        size = 0 if engine is None else engine.size
+        if engine is not None and engine.state is TransferState.SUCCEEDED:
+            self._counts["succeeded"] += 1
+            self._emit(
+                TransferSucceeded(request.filename, remote[0], remote[1], size, duration, direction)
+            )
+            return
+        self._counts["failed"] += 1
+        code, message = error if engine is None or engine.error is None else engine.error
+        self._emit(
+            TransferFailed(
+                request.filename, remote[0], remote[1], code, message, size, duration, direction
+            )
+        )
 
     def _emit(self, event: TransferEvent) -> None:
         if self.on_event is not None:
             self.on_event(event)
 
     async def _session(
-        self, plane: DataPlane, request: ReadRequest | WriteRequest, remote: tuple[str, int]
+        self,
+        plane: DataPlane,
+        request: ReadRequest | WriteRequest,
+        remote: Endpoint,
+        local: Endpoint,
     ) -> None:
+        tid = _transfer_id(remote)
         try:
             with socket.socket(self._family, socket.SOCK_DGRAM) as sock:
                 sock.setblocking(False)
-                sock.bind((self.host, 0))
-                sock.connect(remote)
+                try:
+                    sock.bind(local)
+                    sock.connect(remote)
+                except OSError as exc:  # e.g. the address was removed since the request came
+                    log.warning(
+                        "TFTP: cannot answer %s from %s: %s", remote[0], local[0], exc.strerror
+                    )
+                    message = f"cannot answer: {exc.strerror}"
+                    self._report_end(
+                        request, remote, None, trio.current_time(), (ErrorCode.NOT_DEFINED, message)
+                    )
+                    return
                 await self._transfer(plane, sock, request, remote)
         finally:
-            del self._active[remote]
-            left = self._per_address[remote[0]] - 1
+            self._active.discard(tid)
+            client = (tid[0], tid[2])
+            left = self._per_client[client] - 1
             if left:
-                self._per_address[remote[0]] = left
+                self._per_client[client] = left
             else:
-                del self._per_address[remote[0]]
+                del self._per_client[client]
 
     async def _open(
-        self, request: ReadRequest | WriteRequest, remote: tuple[str, int]
+        self, request: ReadRequest | WriteRequest, remote: Endpoint
     ) -> tuple[ServerTransfer, ReadHandle | WriteHandle]:
         check_request(request)
+        client: tuple[str, int] = (remote[0], remote[1])
         if isinstance(request, ReadRequest):
             handle: ReadHandle = await trio.to_thread.run_sync(
-                self.content.open_read, request.filename, remote
+                self.content.open_read, request.filename, client
             )
             try:
                 engine = ServerTransfer(
@@ -199,7 +291,7 @@ class TftpServer:
         tsize = request.options.get("tsize")
         size = int(tsize) if tsize and tsize.isdigit() and len(tsize) < 20 else None
         sink = await trio.to_thread.run_sync(
-            self.writable.open_write, request.filename, remote, size
+            self.writable.open_write, request.filename, client, size
         )
         try:
             engine = ServerTransfer(
@@ -215,61 +307,106 @@ class TftpServer:
         plane: DataPlane,
         sock: socket.socket,
         request: ReadRequest | WriteRequest,
-        remote: tuple[str, int],
+        remote: Endpoint,
     ) -> None:
         started = trio.current_time()
-        direction: Direction = "write" if isinstance(request, WriteRequest) else "read"
         try:
             engine, handle = await self._open(request, remote)
         except ContentError as exc:
             _send_quietly(sock, error_packet(exc.code, exc.message), None)
             self._report_refusal(request, remote, exc.code, exc.message)
             return
+        except trio.Cancelled:
+            self._report_end(request, remote, None, started, _STOPPED)
+            raise
+        except Exception as exc:  # content that failed (a bug, a lookup): this request only
+            log.error(
+                "TFTP: opening %r for %s failed: %s: %s",
+                request.filename,
+                remote[0],
+                type(exc).__name__,
+                exc,
+            )
+            message = f"server error: {type(exc).__name__}"
+            _send_quietly(sock, error_packet(ErrorCode.NOT_DEFINED, message), None)
+            self._report_end(request, remote, None, started, (ErrorCode.NOT_DEFINED, message))
+            return
         window_bytes = engine.options.windowsize * (engine.options.blksize + 64)
         if window_bytes > 64 * 1024:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2 * window_bytes)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2 * window_bytes)
+        reading = isinstance(request, ReadRequest)
+        committed = False
         try:
-            if direction == "read":
+            if reading:
                 await plane.drive(sock, engine)
             else:
                 # the last ACK waits for the commit: once the client has it, the file is there
                 last_ack = await plane.drive(sock, engine, hold=True)
                 if engine.state is TransferState.SUCCEEDED:
-                    try:
-                        await trio.to_thread.run_sync(handle.commit)  # type: ignore[union-attr]
-                    except ContentError as exc:
-                        _send_quietly(sock, error_packet(exc.code, exc.message), None)
-                        raise
+                    await self._commit(sock, cast(WriteHandle, handle), request)
+                    committed = True
                     # dally: if the client missed the last ACK, its resent last block is re-ACKed
                     await plane.drive(sock, engine, linger=engine.options.timeout, first=last_ack)
         except ContentError as exc:
             engine.state = TransferState.FAILED
             engine.error = (exc.code, exc.message)
+        except trio.Cancelled:
+            # ``serve`` stops: the worker has let go of the socket (``drive`` waits for that)
+            if not committed and not (reading and engine.state is TransferState.SUCCEEDED):
+                engine.state = TransferState.FAILED
+                engine.error = _STOPPED
+                _send_quietly(sock, error_packet(*_STOPPED), None)
+            raise
         finally:
-            if direction == "write":
-                if engine.state is not TransferState.SUCCEEDED:
-                    with trio.CancelScope(shield=True):
-                        await trio.to_thread.run_sync(handle.abort)  # type: ignore[union-attr]
-            else:
-                handle.close()  # type: ignore[union-attr]
-        duration = trio.current_time() - started
-        if engine.state is TransferState.SUCCEEDED:
-            self._counts["succeeded"] += 1
-            self._emit(
-                TransferSucceeded(request.filename, *remote, engine.size, duration, direction)
-            )
+            with trio.CancelScope(shield=True):
+                await _release(handle, reading, keep=committed)
+            self._report_end(request, remote, engine, started)
+
+    async def _commit(
+        self, sock: socket.socket, handle: WriteHandle, request: ReadRequest | WriteRequest
+    ) -> None:
+        """Make an upload visible; a failure is raised as ``ContentError``, after the client
+        was sent the ERROR (instead of the held final ACK)."""
+        try:
+            await trio.to_thread.run_sync(handle.commit)
+        except ContentError as exc:
+            error = exc
+        except OSError as exc:
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+            code = ErrorCode.DISK_FULL if full else ErrorCode.ACCESS_VIOLATION
+            error = ContentError(code, f"cannot store the file: {exc.strerror or exc}")
+            log.warning("TFTP: storing %r failed: %s", request.filename, exc)
+        except Exception as exc:
+            error = ContentError(ErrorCode.NOT_DEFINED, f"server error: {type(exc).__name__}")
+            log.error("TFTP: storing %r failed: %s: %s", request.filename, type(exc).__name__, exc)
         else:
-            self._counts["failed"] += 1
-            code, message = engine.error or (ErrorCode.NOT_DEFINED, "aborted")
-            self._emit(
-                TransferFailed(
-                    request.filename, *remote, code, message, engine.size, duration, direction
-                )
-            )
+            return
+        _send_quietly(sock, error_packet(error.code, error.message), None)
+        raise error
 
 
-def _send_quietly(sock: socket.socket, datagram: bytes, remote: tuple[str, int] | None) -> None:
+#: the error of a transfer cut short because ``serve`` was cancelled
+_STOPPED = (ErrorCode.NOT_DEFINED, "server stopped")
+
+
+def _transfer_id(remote: Endpoint) -> TransferId:
+    """What identifies a client's transfer ID: flowinfo is left out, the IPv6 scope kept."""
+    return (remote[0], remote[1], remote[3] if len(remote) > 3 else 0)
+
+
+async def _release(handle: ReadHandle | WriteHandle, reading: bool, *, keep: bool) -> None:
+    """Close a source, or discard an upload unless ``keep`` (committed); failures are logged."""
+    try:
+        if reading:
+            cast(ReadHandle, handle).close()
+        elif not keep:
+            await trio.to_thread.run_sync(cast(WriteHandle, handle).abort)
+    except Exception as exc:
+        log.error("TFTP: releasing a transfer's file failed: %s: %s", type(exc).__name__, exc)
+
+
+def _send_quietly(sock: socket.socket, datagram: bytes, remote: Endpoint | None) -> None:
     """Send one datagram when losing it is acceptable (errors, refusals)."""
     try:
         if remote is None:
