@@ -206,8 +206,7 @@ class LeaseTable:
             reserved_until=now + self.reservation_time,
             hostname=hostname,
         )
-        self._claim(lease)
-        return lease
+        return lease if self._claim(lease) else None  # ``max_leases`` reached
 
     def bind(
         self, mac: str, ip: IPv4Address, subnet: Subnet, now: float, *, hostname: str | None = None

@@ -318,3 +318,13 @@ def test_sqlite_transaction_commits_together_or_not_at_all(tmp_path: Path) -> No
     with SqliteLeaseStore(path) as store:
         kept = {lease.mac for lease in store.load_all()}
     assert kept == {MACS[0], MACS[1]}
+
+
+def test_a_requested_address_is_not_offered_past_max_leases() -> None:
+    leases = table(max_leases=2)
+    assert leases.offer(MACS[0], SUBNET, 0.0) is not None
+    assert leases.offer(MACS[1], SUBNET, 0.0) is not None
+    # the address is free, but the table is full: nothing is offered, nothing recorded
+    assert leases.offer(MACS[2], SUBNET, 0.0, requested=IPv4Address("10.0.0.50")) is None
+    assert len(leases) == 2
+    assert leases.by_ip(IPv4Address("10.0.0.50")) is None
