@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import attrs
 import trio
 
-from runtime import AmqpBus, Bus, BusUnavailable, MemoryBus, Restart, Runtime
+from runtime import ActorStartError, AmqpBus, Bus, BusUnavailable, MemoryBus, Restart, Runtime
 from runtime.amqp_url import AmqpAddress
 
 from .config_file import ConfigError, ServeConfig, load_config
@@ -167,13 +167,33 @@ def serve_command(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 2
     state_dir = args.state_dir or config.state_dir or default_state_dir()
+    problem = _unusable_state_dir(state_dir)
+    if problem is not None:
+        log.error("%s", problem)
+        return 2
     try:
         amqp = amqp_address(args.amqp, config)
         trio.run(serve, state_dir, amqp, config)
     except (BusUnavailable, OSError, ValueError) as exc:
         log.error("%s", exc)
         return 2
+    except ActorStartError as exc:
+        # A service could not start (its store cannot be opened...): name it and the cause.
+        cause = exc.__cause__
+        log.error("%s", exc if cause is None else f"{exc}: {cause}")
+        return 2
     return 0
+
+
+def _unusable_state_dir(state_dir: pathlib.Path) -> str | None:
+    """Why ``state_dir`` cannot hold the state (after creating it if missing), or None."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        return f"state directory {state_dir} is not a directory"
+    except OSError as exc:
+        return f"cannot create state directory {state_dir}: {exc.strerror or exc}"
+    return None
 
 
 def exchanges_command(args: argparse.Namespace) -> int:

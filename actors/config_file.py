@@ -1,8 +1,11 @@
 """The ``rackbus serve`` configuration file (TOML).
 
 Every section is optional; a service starts only when its section is there, and
-a server listens only on the address its section names. Unknown keys and wrong
-types are errors that name the key (``ConfigError``)::
+a server listens only on the address its section names. Unknown keys, wrong
+types and values that cannot work (a port outside 0-65535, a ``lease_time``
+outside 1 to 2**32-1 seconds, a poll ``timeout`` that is not a finite number
+greater than 0, a ``graph_id`` that is no routing-key word) are errors that
+name the key (``ConfigError``)::
 
     state_dir = "/var/lib/rackbus"      # settings and leases; default: see the CLI
 
@@ -47,6 +50,7 @@ Environment variables (``RACKBUS_AMQP_*``) take precedence over the file.
 from __future__ import annotations
 
 import ipaddress
+import math
 import pathlib
 import tomllib
 from typing import Any
@@ -61,6 +65,11 @@ from .convention import check_id
 
 class ConfigError(ValueError):
     """The configuration file cannot be read, or says something invalid."""
+
+
+MAX_PORT = 65535
+MAX_LEASE_TIME = 2**32 - 1
+"""DHCP carries lease times in 32 bits."""
 
 
 @attrs.frozen
@@ -179,7 +188,40 @@ def parse_config(data: dict[str, Any]) -> ServeConfig:
             check_id(node, "node id")
         except ValueError as exc:
             raise ConfigError(f"invalid configuration: config.nodes.{mac}: {exc}") from None
+    _check_values(config)
     return config
+
+
+def _check_values(config: ServeConfig) -> None:
+    """``ConfigError`` naming the first value that has the right type but cannot work."""
+
+    def refuse(key: str, reason: str) -> ConfigError:
+        return ConfigError(f"invalid configuration: config.{key}: {reason}")
+
+    ports: list[tuple[str, int]] = []
+    if config.tftp is not None:
+        ports.append(("tftp.port", config.tftp.port))
+    if config.dhcp is not None:
+        dhcp = config.dhcp
+        ports += [("dhcp.port", dhcp.port), ("dhcp.proxy_port", dhcp.proxy_port)]
+        ports.append(("dhcp.api_port", dhcp.api_port))
+        for index, subnet in enumerate(dhcp.subnet):
+            if not 0 < subnet.lease_time <= MAX_LEASE_TIME:
+                raise refuse(
+                    f"dhcp.subnet[{index}].lease_time",
+                    f"must be 1-{MAX_LEASE_TIME} seconds, not {subnet.lease_time}",
+                )
+    for key, port in ports:
+        if not 0 <= port <= MAX_PORT:
+            raise refuse(key, f"must be a port number 0-{MAX_PORT}, not {port}")
+    if config.pollers is not None:
+        timeout = config.pollers.timeout
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise refuse("pollers.timeout", f"must be a finite number > 0 (seconds), not {timeout}")
+        try:
+            check_id(config.pollers.graph_id, "graph id")
+        except ValueError as exc:
+            raise refuse("pollers.graph_id", str(exc)) from None
 
 
 def load_config(path: pathlib.Path) -> ServeConfig:
@@ -191,6 +233,8 @@ def load_config(path: pathlib.Path) -> ServeConfig:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML (not UTF-8): {exc}") from None
     try:
         return parse_config(data)
     except ConfigError as exc:

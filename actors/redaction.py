@@ -3,7 +3,9 @@
 A mapping key that contains ``password``, ``passwd``, ``community``,
 ``secret``, ``token`` or ``key`` (any case) has its value replaced by
 ``[REDACTED]``, at any depth; in free text, ``name=value`` and ``name: value``
-pairs with such a name lose their value the same way.
+pairs with such a name lose their value the same way. A quoted value is hidden
+whole: escaped quotes inside it (JSON, ``repr()``) and a ``repr()`` prefix such
+as ``b'...'`` included, and an unterminated one up to the end of the text.
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ _SECRET_PAIR = re.compile(
     r"""(?ix)
     (?P<name>[\w.\-]*(?:password|passwd|community|secret|token|key)[\w.\-]*)
     (?P<sep>["']?\s*[=:]\s*)
-    (?P<value>"[^"]*"|'[^']*'|[^\s,;&"'}\]]+)
+    (?P<value>
+        [bBrRuU]{0,2}"(?:\\.|[^"\\])*"?      # a quoted string, escapes and all, with any
+      | [bBrRuU]{0,2}'(?:\\.|[^'\\])*'?      # repr() prefix; unterminated: to the end
+      | [^\s,;&"'}\]]+
+    )
     """
 )
 

@@ -39,7 +39,7 @@ KEYS = {
 
 def check_level(level: object) -> str:
     """Return ``level`` if it is one of the eight, else raise ``ValueError`` naming them."""
-    if level not in RANK:
+    if not isinstance(level, str) or level not in RANK:
         raise ValueError(f"unknown log level {level!r}: expected one of {', '.join(LEVELS)}")
     return str(level)
 

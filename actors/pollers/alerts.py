@@ -22,7 +22,8 @@ from protocols.ipmi import SensorReading, SensorStatus
 from ..exchanges.task import AlertKind, Severity
 
 MAX_PATTERN = 512
-"""Longest rule pattern accepted (rules come from configuration, not from the bus)."""
+"""Longest rule pattern accepted (rules come from poller definitions, which any
+client of the poller service may send over the bus)."""
 
 
 @attrs.frozen

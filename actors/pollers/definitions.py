@@ -3,7 +3,8 @@
 A definition names its credentials by reference (``credentialsRef``), never by
 value, so it can be stored, listed and sent on the bus. Definitions are checked
 when made: a bad one is refused with a ``PollerDefinitionError`` (status 400)
-naming the field.
+naming the field; alert rules are compiled then (``AlertRule.from_config``), so
+a bad pattern or severity is refused before anything is stored.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import attrs
 from runtime import message
 
 from ..convention import check_id
+from .alerts import AlertRule
 
 IPMI_COMMANDS = frozenset({"power", "chassis", "sel", "sdr"})
 SNMP_COMMANDS = frozenset({"oids", "interfaces"})
@@ -49,6 +51,11 @@ def _check(definition: PollerDefinition) -> None:
         raise PollerDefinitionError(f"port must be 1-65535, not {definition.port}")
     if len(definition.alerts) > MAX_ALERT_RULES or len(definition.oids) > MAX_OIDS:
         raise PollerDefinitionError(f"at most {MAX_ALERT_RULES} alert rules and {MAX_OIDS} OIDs")
+    for index, rule in enumerate(definition.alerts):
+        try:
+            AlertRule.from_config(rule)
+        except ValueError as exc:
+            raise PollerDefinitionError(f"alerts[{index}]: {exc}") from None
 
 
 @message("PollerDefinition")

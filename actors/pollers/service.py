@@ -23,7 +23,8 @@ import attrs
 import trio
 
 from protocols import ipmi, snmp
-from runtime import Actor, ActorRef, Restart, Runtime, TaskChild, handler, message
+from runtime import Actor, ActorRef, Delivery, Restart, Runtime, TaskChild, handler, message
+from runtime.codec import OBJECT_TYPE
 
 from ..services.config_store import ConfigStore
 from .cache import PollerCache
@@ -61,7 +62,7 @@ class PollerRequest:
 @message("ListPollers")
 @attrs.frozen
 class ListPollers:
-    pass
+    """Asks for every poller's definition; sent untyped, it is the empty object ``{}``."""
 
 
 class PollerService(Actor):
@@ -80,7 +81,10 @@ class PollerService(Actor):
             except ValueError as exc:
                 log.warning("stored poller %r ignored: %s", poller_id, exc)
                 continue
-            await self._start(definition)
+            try:
+                await self._start(definition)
+            except Exception as exc:  # one poller that cannot start must not stop the rest
+                log.error("stored poller %r not started: %s", poller_id, exc)
         log.info("pollers: %d loaded", len(self.definitions))
 
     async def _start(self, definition: PollerDefinition) -> None:
@@ -135,8 +139,25 @@ class PollerService(Actor):
         return definition
 
     @handler()
-    async def list(self, request: ListPollers) -> list[PollerDefinition]:
+    async def list(self, request: ListPollers, delivery: Delivery) -> list[PollerDefinition]:
+        if delivery.type_name == OBJECT_TYPE and delivery.payload:
+            raise self._no_request(delivery.payload)
         return sorted(self.definitions.values(), key=lambda d: d.id)
+
+    def _no_request(self, payload: object) -> PollerDefinitionError:
+        """The error for an untyped payload with fields that reached ``list``.
+
+        Such a payload is tried on each handler in turn and lands here when it fits
+        no other request: ``ListPollers`` has no fields, so it would decode anything.
+        The error says why it is no ``CreatePoller`` or ``PollerRequest``.
+        """
+        reasons = []
+        for request_type in (CreatePoller, PollerRequest):
+            try:
+                self.ctx.runtime.codec.convert(payload, request_type)
+            except ValueError as exc:
+                reasons.append(str(exc))
+        return PollerDefinitionError("not a poller request: " + "; ".join(reasons))
 
 
 class PollerClient:

@@ -18,8 +18,9 @@ import contextlib
 import logging
 import pathlib
 import socket
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from ipaddress import IPv4Address
 from typing import Any, TypeGuard
 
@@ -69,11 +70,21 @@ def rackhd_lease(lease: dhcp.Lease, table: dhcp.LeaseTable) -> conv.Lease:
 
 
 class DhcpService(Actor):
-    """Answers ``on.dhcp`` over the lease table; a method that finds no lease replies ``{}``."""
+    """Answers ``on.dhcp`` over the lease table; a method that finds no lease replies ``{}``.
 
-    def __init__(self, table: dhcp.LeaseTable, clock: Callable[[], float] = time.time) -> None:
+    ``pinIp`` refuses the addresses a subnet never hands out (its network and
+    broadcast addresses, its routers) and ``server_ips``, the server's own.
+    """
+
+    def __init__(
+        self,
+        table: dhcp.LeaseTable,
+        clock: Callable[[], float] = time.time,
+        server_ips: Iterable[IPv4Address] = (),
+    ) -> None:
         self.table = table
         self.clock = clock
+        self.server_ips = frozenset(server_ips)
 
     def _reply(self, lease: dhcp.Lease | None) -> conv.Lease | dict[str, Any]:
         return {} if lease is None else rackhd_lease(lease, self.table)
@@ -113,9 +124,24 @@ class DhcpService(Actor):
     async def pin_ip(self, request: conv.PinIp) -> conv.Lease | dict[str, Any]:
         try:
             mac, ip = MacAddress(request.mac).value, IPv4Address(IpAddress(request.ip).value)
+            self._check_pinnable(ip)
             return self._reply(self.table.pin_ip(mac, ip, self.clock()))
         except (ValueError, dhcp.LocalProtocolError) as exc:
             raise InvalidLeaseRequest(f"pinIp {request.mac!r} {request.ip!r}: {exc}") from None
+
+    def _check_pinnable(self, ip: IPv4Address) -> None:
+        """``ValueError`` if ``ip`` is an address no client may hold."""
+        if ip in self.server_ips:
+            raise ValueError(f"{ip} is the DHCP server's own address")
+        subnet = self.table.subnet_for(ip)
+        if subnet is None:
+            return  # the lease table refuses it, naming why
+        network = subnet.network
+        if network.prefixlen < 31 and ip in (network.network_address, network.broadcast_address):
+            which = "network" if ip == network.network_address else "broadcast"
+            raise ValueError(f"{ip} is the {which} address of {network}")
+        if ip in subnet.router:
+            raise ValueError(f"{ip} is a router of {network}")
 
     @handler(conv.NAME, conv.UNPIN_IP.template)
     async def unpin_ip(self, request: IpAddress) -> conv.Lease | dict[str, Any]:
@@ -126,6 +152,10 @@ class InvalidLeaseRequest(ValueError):
     """A lease method's arguments cannot be applied (an IP outside every subnet...)."""
 
     status = 400
+
+
+class LeaseFileError(ValueError):
+    """The ``[dhcp]`` ``lease_file`` cannot be opened or read as a lease store."""
 
 
 @attrs.define
@@ -180,12 +210,17 @@ async def start_dhcp(
     """Start the DHCP server (and ProxyDHCP) of ``section`` and the ``on.dhcp`` service.
 
     Returns once the sockets are bound; one that cannot be bound raises
-    ``OSError`` here. ``open_socket`` replaces how sockets are made (tests make
-    them inside a network namespace).
+    ``OSError`` here, and a lease file that cannot be opened or read (a missing
+    directory, not an SQLite database) ``LeaseFileError``. ``open_socket``
+    replaces how sockets are made (tests make them inside a network namespace).
     """
     open_socket = open_socket or _open_default(section.interface)
     state_dir.mkdir(parents=True, exist_ok=True)
-    store = dhcp.SqliteLeaseStore(state_dir / section.lease_file)
+    lease_file = state_dir / section.lease_file
+    try:
+        store = dhcp.SqliteLeaseStore(lease_file)
+    except sqlite3.Error as exc:
+        raise LeaseFileError(f"[dhcp] lease_file {str(lease_file)!r}: {exc}") from None
     try:
         table = dhcp.LeaseTable(
             subnets(section),
@@ -196,6 +231,9 @@ async def start_dhcp(
     except dhcp.LocalProtocolError as exc:
         store.close()
         raise ValueError(f"[dhcp]: {exc}") from None
+    except sqlite3.Error as exc:
+        store.close()
+        raise LeaseFileError(f"[dhcp] lease_file {str(lease_file)!r}: {exc}") from None
     next_server = section.next_server or section.address
     server = dhcp.DhcpServer(
         dhcp.ServerConfig(server_ip=section.address, next_server=next_server), table
@@ -270,7 +308,14 @@ async def start_dhcp(
     except BaseException:
         store.close()
         raise
-    await runtime.spawn(DhcpService, table, key=SERVICE_KEY, restart=Restart.PERMANENT)
+    await runtime.spawn(
+        DhcpService,
+        table,
+        time.time,
+        (section.address,),
+        key=SERVICE_KEY,
+        restart=Restart.PERMANENT,
+    )
     where = section.interface or section.address
     log.info("DHCP: serving %s on %s, leases in %s", section.address, where, state_dir)
     return running

@@ -6,7 +6,8 @@ onto the eight conventions' levels, drops records below the minimum level
 queues the event; ``LogPublisher.run`` publishes the queue on the bus. The
 queue is bounded: when it is full, records are counted and the count is
 published as a warning once there is room, so nothing vanishes unannounced.
-``ConsolePrinter`` prints every event it receives, for ``rackbus serve``.
+``ConsolePrinter`` prints every event it receives, one line each (control
+characters escaped), for ``rackbus serve``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import contextvars
 import datetime
 import logging
 import os
+import re
+import reprlib
 import socket
 import sys
 import threading
@@ -28,6 +31,8 @@ from runtime import Actor, Delivery, LogEvent, NoResponder, Restart, Runtime, Ta
 from ..exchanges import configuration as config_exchange
 from ..exchanges import logging as log_exchange
 from ..redaction import redact, redact_text
+
+log = logging.getLogger("rackbus.logging")
 
 EMERG = 60
 NOTICE = 25
@@ -83,6 +88,29 @@ def to_event(record: logging.LogRecord, *, name: str, host: str) -> LogEvent:
     )
 
 
+def unformattable_event(
+    record: logging.LogRecord, error: Exception, *, name: str, host: str
+) -> LogEvent:
+    """A ``LogEvent`` for a record whose message cannot be formatted (its arguments do not
+    fit its format): it names the format (redacted) and the error's type, never the
+    arguments, which may hold secrets."""
+    try:
+        template = redact_text(str(record.msg))
+    except Exception:
+        template = f"<unprintable {type(record.msg).__name__}>"
+    caller = f"{os.path.basename(str(record.pathname))}:{record.lineno}"
+    return LogEvent(
+        level=level_name(record.levelno),
+        message=f"log call at {caller} could not be formatted "
+        f"({type(error).__name__}); its format was: {template}",
+        timestamp=datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(),
+        caller=caller,
+        name=name,
+        host=host,
+        module=str(record.name),
+    )
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -109,9 +137,9 @@ class BusLogHandler(logging.Handler):
             return
         try:
             event = to_event(record, name=publisher.name, host=publisher.host)
-        except Exception:
-            self.handleError(record)
-            return
+        except Exception as exc:
+            # Not ``handleError``: it prints the record's raw arguments to stderr.
+            event = unformattable_event(record, exc, name=publisher.name, host=publisher.host)
         publisher.enqueue(event)
 
 
@@ -223,22 +251,60 @@ class LogLevelWatcher(Actor):
 
     @handler(config_exchange.NAME, config_exchange.CHANGED.pattern(section="logging"))
     async def changed(self, event: config_exchange.ConfigurationChanged) -> None:
-        if event.key == "logging.level":
+        """Apply a new level; one that is no level (anyone may publish) is logged and ignored."""
+        if event.key != "logging.level":
+            return
+        try:
             self.publisher.set_level(event.value)
+        except ValueError:
+            log.warning(
+                "logging.level change to %s ignored: no log level; keeping %r",
+                reprlib.repr(event.value),
+                self.publisher.min_level,
+            )
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_control(char: re.Match[str]) -> str:
+    found = char.group()
+    return _ESCAPES.get(found) or (
+        f"\\x{ord(found):02x}" if ord(found) < 0x100 else f"\\u{ord(found):04x}"
+    )
+
+
+def printable(text: object) -> str:
+    """``text`` with every control character (C0, DEL, C1, line separators) escaped as
+    ``\\n``, ``\\x1b``..., so that it prints on one line and cannot drive a terminal."""
+    return _CONTROL.sub(_escape_control, str(text))
 
 
 def console_line(event: LogEvent) -> str:
-    """How a ``LogEvent`` reads on a console: time, level, module, subject, message."""
-    subject = "" if event.subject == "Server" else f" [{event.subject}]"
-    return f"{event.timestamp} {event.level:<7} {event.module}{subject}: {event.message}"
+    """How a ``LogEvent`` reads on a console: time, level, module, subject, message.
+
+    Always one line: control characters in any field are escaped (``printable``), as
+    anyone on the bus may publish events.
+    """
+    subject = "" if event.subject == "Server" else f" [{printable(event.subject)}]"
+    return (
+        f"{printable(event.timestamp)} {printable(event.level):<7} "
+        f"{printable(event.module)}{subject}: {printable(event.message)}"
+    )
 
 
 class ConsoleFormatter(logging.Formatter):
     """Formats a record as ``ConsolePrinter`` prints its event, redacted alike: for stderr
-    while the bus is down (before it is up, after it is gone)."""
+    while the bus is down (before it is up, after it is gone). A record whose arguments
+    do not fit its format prints as a notice without them (``unformattable_event``)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return console_line(to_event(record, name="", host=""))
+        try:
+            event = to_event(record, name="", host="")
+        except Exception as exc:
+            event = unformattable_event(record, exc, name="", host="")
+        return console_line(event)
 
 
 class ConsolePrinter(Actor):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -36,8 +37,8 @@ class Setting:
 
 
 def _positive(value: float) -> None:
-    if value <= 0:
-        raise ValueError("must be greater than 0")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError("must be a finite number greater than 0")
 
 
 DEFAULT_SETTINGS = (
