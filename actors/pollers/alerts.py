@@ -7,19 +7,28 @@
 * ``AlertRule``: SEL entries and SNMP values matched against configured rules;
   each field is an exact string or a ``/regular expression/``, and the rule's
   severity is the alert's (RackHD's ``config.alerts``).
+
+Rules arrive in poller definitions, from any client of the poller service, so
+their expressions run on RE2 (``google-re2``): matching takes time linear in the
+text whatever the pattern, where Python's backtracking ``re`` can be made to run
+for hours by a pattern such as ``(a+)+$``. RE2 has no look-around and no
+back-references; a pattern using them is refused when the definition is made.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
+import re2
 
 from protocols.ipmi import SensorReading, SensorStatus
 
 from ..exchanges.task import AlertKind, Severity
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a bad pattern is the caller's error, not a log line
 
 MAX_PATTERN = 512
 """Longest rule pattern accepted (rules come from poller definitions, which any
@@ -112,14 +121,24 @@ class PowerWatch:
         return [Alert("power", "information", message, {"states": states})]
 
 
-def _compile(pattern: str) -> re.Pattern[str] | str:
+class Pattern(Protocol):
+    """A compiled expression: ``search`` returns a match or ``None``."""
+
+    def search(self, text: str) -> object | None: ...
+
+
+def _compile(pattern: str) -> Pattern | str:
     if len(pattern) > MAX_PATTERN:
         raise ValueError(f"alert pattern longer than {MAX_PATTERN} characters")
     if len(pattern) >= 2 and pattern.startswith("/") and pattern.endswith("/"):
         try:
-            return re.compile(pattern[1:-1])
-        except re.error as exc:
-            raise ValueError(f"bad alert pattern {pattern!r}: {exc}") from None
+            compiled: Pattern = re2.compile(pattern[1:-1], _RE2_OPTIONS)
+        except re2.error as exc:
+            reason = exc.args[0] if exc.args else exc
+            if isinstance(reason, bytes):
+                reason = reason.decode(errors="replace")
+            raise ValueError(f"bad alert pattern {pattern!r}: {reason}") from None
+        return compiled
     return pattern
 
 
@@ -127,7 +146,7 @@ def _compile(pattern: str) -> re.Pattern[str] | str:
 class AlertRule:
     """Match when every field matches: an exact string, or ``/regex/`` searched."""
 
-    fields: Mapping[str, re.Pattern[str] | str]
+    fields: Mapping[str, Pattern | str]
     severity: Severity = "warning"
 
     @classmethod

@@ -130,8 +130,17 @@ def test_rules_match_exact_strings_and_regexes() -> None:
         ({"event": "x", "severity": "urgent"}, "severity"),
         ({"event": "/(unclosed/"}, "bad alert pattern"),
         ({"event": "x" * 600}, "longer than"),
+        ({"event": "/(?<=a)b/"}, "bad alert pattern"),  # look-around: no linear-time match
     ],
 )
 def test_bad_rules_are_refused(rule: dict[str, str], error: str) -> None:
     with pytest.raises(ValueError, match=error):
         AlertRule.from_config(rule)
+
+
+def test_a_catastrophic_pattern_is_matched_by_rule_engine_without_backtracking() -> None:
+    """``(a+)+$`` against ``a...ab`` makes a backtracking engine try 2**n paths (Python's
+    ``re`` would not finish this one); rule expressions run on RE2, which answers."""
+    rule = AlertRule.from_config({"event": "/(a+)+$/"})
+    assert match_rules("sel", [rule], [{"event": "a" * 100_000 + "b"}]) == []
+    assert len(match_rules("sel", [rule], [{"event": "aaaa"}])) == 1
