@@ -30,18 +30,8 @@ from protocols.dhcp import (
     default_rules,
 )
 
-SERVER = IPv4Address("10.0.0.1")
-RELAY = IPv4Address("10.1.0.1")
-LOCAL = Subnet(
-    "10.0.0.0/24",
-    [("10.0.0.100", "10.0.0.199")],
-    router=[SERVER],
-    dns=[SERVER],
-    domain="lab",
-    lease_time=600,
-)
-REMOTE = Subnet("10.1.0.0/24", [("10.1.0.100", "10.1.0.101")], router=[RELAY], lease_time=600)
-MAC = bytes.fromhex("020000000001")
+from .test_server import LOCAL, MAC, RELAY, REMOTE, SERVER
+
 PXE = "PXEClient:Arch:00000:UNDI:002001"
 OFF_NET = IPv4Address("203.0.113.9")  # in no served subnet
 
