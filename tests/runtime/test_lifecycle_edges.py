@@ -28,6 +28,8 @@ from runtime import (
 )
 from runtime.cell import State
 
+from .test_supervisor import Journal
+
 EX = "on.lifecycle"
 NO_JITTER = Backoff(initial=1.0, factor=1.0, maximum=1.0, jitter=0.0)
 
@@ -66,14 +68,6 @@ async def call_outcome(rt: Runtime, address: Address, request: object) -> str:
     except CallTimeout:
         return "CallTimeout"
     return "answered"
-
-
-class Journal:
-    def __init__(self) -> None:
-        self.events: list[str] = []
-
-    def count(self, event: str) -> int:
-        return self.events.count(event)
 
 
 class Worker(Actor):
