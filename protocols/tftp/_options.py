@@ -36,12 +36,15 @@ class NegotiationLimits:
 
     ``max_window_bytes`` caps windowsize x blksize so a window fits the peer's default UDP receive
     buffer (about 208 KiB on Linux); a larger window only overruns it and forces retransmissions.
+    A ``timeout`` asked above ``max_timeout`` is declined (left out of the OACK, the server's
+    ``timeout`` applies): with the retries, a client's 255 s would hold a session for minutes.
     """
 
     max_blksize: int = MAX_BLKSIZE
     max_windowsize: int = 64
     max_window_bytes: int = 128 * 1024
     timeout: float = 1.0
+    max_timeout: int = 30
     max_tsize: int | None = None
 
 
@@ -76,7 +79,7 @@ def negotiate(
         blksize = min(value, limits.max_blksize)
         accepted["blksize"] = str(blksize)
     value = _int(wanted.get("timeout", ""))
-    if value is not None and 1 <= value <= MAX_TIMEOUT:
+    if value is not None and 1 <= value <= min(MAX_TIMEOUT, limits.max_timeout):
         timeout = float(value)
         accepted["timeout"] = str(value)
     value = _int(wanted.get("tsize", ""))

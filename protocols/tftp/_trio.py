@@ -56,13 +56,15 @@ class ServerConfig:
     """Bounds and timing of a server.
 
     ``timeout`` is the retransmission timeout when the client does not ask for one; a transfer
-    with no progress for ``(retries + 1) * timeout`` fails (the idle timeout).
+    with no progress for ``(retries + 1) * timeout`` fails (the idle timeout). A client may ask
+    for up to ``max_timeout`` seconds; a longer one is declined.
     """
 
     max_sessions: int = 512
     max_sessions_per_client: int = 16
     timeout: float = 1.0
     retries: int = 5
+    max_timeout: int = 30
     max_blksize: int = 65464
     max_windowsize: int = 64
     max_window_bytes: int = 128 * 1024
@@ -109,6 +111,7 @@ class TftpServer:
             max_windowsize=config.max_windowsize,
             max_window_bytes=config.max_window_bytes,
             timeout=config.timeout,
+            max_timeout=config.max_timeout,
             max_tsize=writable.max_size if writable else None,
         )
         self._active: set[TransferId] = set()  # one session per client transfer ID

@@ -174,6 +174,16 @@ def test_options_negotiated() -> None:
     assert deadline == 3.0
 
 
+def test_a_timeout_above_the_servers_maximum_is_declined() -> None:
+    """A client's 255 s (times the retries) would hold a session for minutes: past
+    ``max_timeout`` the option is left out of the OACK and the server's own timeout applies."""
+    request = ReadRequest("f", "octet", {"timeout": "255", "blksize": "1024"})
+    server = ServerTransfer(request, source=BytesSource(b"a" * 10), size=10)
+    out, deadline = server.start(0.0)
+    assert decode(out[0]) == decode(b"\0\6blksize\x001024\0")
+    assert server.options.timeout == 1.0 and deadline == 1.0
+
+
 def test_window_capped_by_bytes() -> None:
     request = ReadRequest("f", "octet", {"blksize": "65464", "windowsize": "16"})
     server = ServerTransfer(request, source=BytesSource(b""), size=0)
