@@ -178,7 +178,8 @@ class TftpServer:
         except MalformedPacket as exc:
             self._counts["malformed"] += 1
             if data[:2] in (b"\0\1", b"\0\2"):
-                _send_quietly(sock, error_packet(ErrorCode.ILLEGAL_OPERATION, str(exc)), remote)
+                error = error_packet(ErrorCode.ILLEGAL_OPERATION, str(exc))
+                _send_from(sock, error, remote, local)
             return
         tid = _transfer_id(remote)
         if not isinstance(request, ReadRequest | WriteRequest) or tid in self._active:
@@ -188,7 +189,7 @@ class TftpServer:
             len(self._active) >= self.config.max_sessions
             or self._per_client.get(client, 0) >= self.config.max_sessions_per_client
         ):
-            _send_quietly(sock, error_packet(ErrorCode.NOT_DEFINED, "server busy"), remote)
+            _send_from(sock, error_packet(ErrorCode.NOT_DEFINED, "server busy"), remote, local)
             self._report_refusal(request, remote, ErrorCode.NOT_DEFINED, "server busy")
             return
         self._active.add(tid)
@@ -418,6 +419,23 @@ def _send_quietly(sock: socket.socket, datagram: bytes, remote: Endpoint | None)
             sock.sendto(datagram, remote)
     except OSError:
         pass
+
+
+def _send_from(sock: socket.socket, datagram: bytes, remote: Endpoint, local: Endpoint) -> None:
+    """Send a refusal from the listening socket with ``local`` (the address the request was
+    sent to) as its source, as the transfers' own sockets do; when the kernel refuses that,
+    as ``_send_quietly`` does."""
+    try:
+        if sock.family == socket.AF_INET6:
+            scope = local[3] if len(local) > 3 else 0
+            info = socket.inet_pton(socket.AF_INET6, local[0]) + scope.to_bytes(4, sys.byteorder)
+            ancillary = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, info)]  # in6_pktinfo
+        else:
+            info = bytes(4) + socket.inet_aton(local[0]) + bytes(4)  # in_pktinfo: ipi_spec_dst
+            ancillary = [(socket.IPPROTO_IP, _IP_PKTINFO, info)]
+        sock.sendmsg([datagram], ancillary, 0, remote)
+    except (OSError, ValueError):
+        _send_quietly(sock, datagram, remote)
 
 
 async def _run_plane(plane: DataPlane) -> None:

@@ -27,6 +27,7 @@ from protocols.tftp import (
     DirectoryRoot,
     GeneratedContent,
     OptionAck,
+    ServerConfig,
     ServerTransfer,
     TftpServer,
     TransferEvent,
@@ -354,3 +355,32 @@ def test_ipv6_link_local_request_does_not_kill_the_server(
     with namespace_with_veth() as ns:
         run_trio_in_namespace(ns, main, 10)
     assert outcome == [b"\0\3\0\1"], outcome
+
+
+def test_a_refusal_comes_from_the_address_the_request_was_sent_to(
+    tree: tuple[pathlib.Path, pathlib.Path],
+) -> None:
+    """The listening socket's own answers ("server busy", a malformed request) leave from
+    the address the request was sent to as well, not from the one the routing table picks."""
+    _require_ip()
+    seen: list[tuple[bytes, tuple[str, int]]] = []
+
+    async def main() -> None:
+        config = ServerConfig(max_sessions=0)  # every request is refused as busy
+        server = TftpServer(DirectoryRoot(tree[0]), host="0.0.0.0", port=0, config=config)
+        with trio.fail_after(10):
+            async with serving(server) as port:
+                sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+                with sock:
+                    await sock.bind(("10.77.0.1", 0))
+                    for request in (rrq("f511"), b"\0\1no-mode"):
+                        await sock.sendto(request, ("10.77.0.2", port))
+                        answer, remote = await sock.recvfrom(2048)
+                        seen.append((answer[:2], remote))
+
+    with namespace_with_veth() as ns:
+        run_trio_in_namespace(ns, main, 10)
+    assert [(opcode, remote[0]) for opcode, remote in seen] == [
+        (b"\0\5", "10.77.0.2"),
+        (b"\0\5", "10.77.0.2"),
+    ], seen
