@@ -55,7 +55,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import trio
 
@@ -366,18 +366,9 @@ class DataPlane:
             if session.linger is not None:
                 session.deadline = now + session.linger
                 self._send(session, session.first)
+                self._arm(session, session.deadline)
             else:
-                try:
-                    out, session.deadline = session.engine.start(now)
-                except Exception as exc:
-                    self._fail(session, exc)
-                    continue
-                if session.deadline is None:
-                    self._ended(session, out)
-                    continue
-                if out:
-                    self._send(session, out)
-            self._arm(session, session.deadline)
+                self._step(session, session.engine.start, now)
         for session in cancels:
             if not session.stopped:
                 self._fail(session, "cancelled")
@@ -400,8 +391,15 @@ class DataPlane:
         if session.pending:
             self._arm(session, now + session.engine.options.timeout)
             return
+        self._step(session, session.engine.timeout, now)
+
+    def _step(
+        self, session: Session, step: Callable[[float], tuple[Datagrams, float | None]], now: float
+    ) -> None:
+        """Off the hot path, an engine ``start`` or ``timeout``: fail the session if it raises,
+        end it if the engine is done, else send what it gave and arm its next deadline."""
         try:
-            out, session.deadline = session.engine.timeout(now)
+            out, session.deadline = step(now)
         except Exception as exc:
             self._fail(session, exc)
             return
