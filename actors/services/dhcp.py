@@ -130,18 +130,10 @@ class DhcpService(Actor):
             raise InvalidLeaseRequest(f"pinIp {request.mac!r} {request.ip!r}: {exc}") from None
 
     def _check_pinnable(self, ip: IPv4Address) -> None:
-        """``ValueError`` if ``ip`` is an address no client may hold."""
+        """``ValueError`` if ``ip`` is the server's own address (the lease table refuses the
+        other addresses no client may hold: network, broadcast, routers)."""
         if ip in self.server_ips:
             raise ValueError(f"{ip} is the DHCP server's own address")
-        subnet = self.table.subnet_for(ip)
-        if subnet is None:
-            return  # the lease table refuses it, naming why
-        network = subnet.network
-        if network.prefixlen < 31 and ip in (network.network_address, network.broadcast_address):
-            which = "network" if ip == network.network_address else "broadcast"
-            raise ValueError(f"{ip} is the {which} address of {network}")
-        if ip in subnet.router:
-            raise ValueError(f"{ip} is a router of {network}")
 
     @handler(conv.NAME, conv.UNPIN_IP.template)
     async def unpin_ip(self, request: IpAddress) -> conv.Lease | dict[str, Any]:

@@ -301,9 +301,15 @@ class LeaseTable:
 
     def pin_ip(self, mac: str, ip: IPv4Address, now: float) -> Lease:
         """Pin ``ip`` to ``mac`` (``pinIp``): replaces any other holder and the MAC's other
-        lease. Raises :class:`LocalProtocolError` if ``ip`` is in no configured subnet."""
-        if self.subnet_for(ip) is None:
+        lease. Raises :class:`LocalProtocolError` if ``ip`` is in no configured subnet, or is
+        an address no client may hold there (network, broadcast, router)."""
+        subnet = self.subnet_for(ip)
+        if subnet is None:
             raise LocalProtocolError(f"{ip} is in no configured subnet")
+        if not subnet.usable(ip):
+            raise LocalProtocolError(
+                f"{ip} is the network or broadcast address or a router of {subnet.network}"
+            )
         holder = self._by_ip.get(ip)
         if holder is not None and holder.mac == mac and holder.state is not LeaseState.DECLINED:
             lease = attrs.evolve(holder, pinned=True)

@@ -62,6 +62,11 @@ class Subnet:
         """Whether ``ip`` is one of the addresses this subnet hands out."""
         return any(first <= ip <= last for first, last in self.ranges) and self._usable(int(ip))
 
+    def usable(self, ip: IPv4Address) -> bool:
+        """Whether a client may hold ``ip``: neither the network nor the broadcast address
+        (below /31), nor a router."""
+        return self._usable(int(ip))
+
     def _usable(self, value: int) -> bool:
         net = self.network
         return (
