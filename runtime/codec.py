@@ -19,31 +19,26 @@ JavaScript's ``JSON.stringify`` does.
 
 :func:`message` and :func:`wire_type_name` live in :mod:`runtime.message` and
 RackHD's envelopes in :mod:`runtime.envelopes`; both are re-exported here.
+Decoding is strict about JSON types (:mod:`runtime.structuring`) and reports each
+bad field (:mod:`runtime.decode_errors`).
 """
 
 from __future__ import annotations
 
 import enum
-import types
 import uuid
-from collections.abc import Callable, Mapping, MutableMapping, MutableSequence, MutableSet
 from collections.abc import Sequence as AbcSequence
-from collections.abc import Set as AbcSet
 from datetime import date, datetime
-from typing import Any, Final, TypeVar, Union, get_args, get_origin, overload
+from typing import Any, Final, TypeVar, overload
 
 import attrs
 import orjson
 from attrs.exceptions import NotAnAttrsClassError
-from cattrs.cols import homogenous_tuple_structure_factory, list_structure_factory
-from cattrs.errors import (
-    ClassValidationError,
-    IterableValidationError,
-    StructureHandlerNotFoundError,
-)
-from cattrs.gen import make_dict_unstructure_fn, mapping_structure_factory, override
+from cattrs.errors import StructureHandlerNotFoundError
+from cattrs.gen import make_dict_unstructure_fn, override
 from cattrs.preconf.orjson import make_converter
 
+from .decode_errors import decode_error
 from .envelopes import _ENVELOPES, ErrorEvent, IpAddress, LogEvent, MacAddress, Result
 from .errors import DecodeError, EncodeError
 from .message import (
@@ -57,6 +52,7 @@ from .message import (
     message,
     wire_type_name,
 )
+from .structuring import register_strict_hooks
 
 __all__ = [
     "OBJECT_TYPE",
@@ -83,155 +79,10 @@ _PLAIN: Final = 3  # other JSON values (containers, subclasses, enums, UUIDs)
 _INVALID: Final = 4  # not encodable
 
 
-# ----------------------------------------------------------------------------- labels
-
-
 def _class_label(cls: Any) -> str:
     if isinstance(cls, type):
         return f"{cls.__module__}.{cls.__qualname__}"
     return repr(cls)
-
-
-def _target_label(into: Any) -> str:
-    if isinstance(into, type):
-        return _declared_name(into) or into.__qualname__
-    return repr(into).removeprefix("typing.")
-
-
-# ----------------------------------------------------------------------------- structuring
-
-
-def _got(value: object) -> str:
-    return "None" if value is None else _type_label(value)
-
-
-# These are also dispatched to for subclasses (str and int enums among them): the JSON
-# type is checked first, then the subclass is built from the value.
-
-
-def _structure_str(value: object, cls: type[str]) -> str:
-    if isinstance(value, str):
-        return value if cls is str else cls(value)
-    raise TypeError(f"expected str, got {_got(value)}")
-
-
-def _structure_int(value: object, cls: type[int]) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value if cls is int else cls(value)
-    raise TypeError(f"expected int, got {_got(value)}")
-
-
-def _structure_float(value: object, cls: type[float]) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value) if cls is float else cls(value)
-    raise TypeError(f"expected float, got {_got(value)}")
-
-
-def _structure_bool(value: object, _: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise TypeError(f"expected bool, got {_got(value)}")
-
-
-def _is_primitive_union(tp: Any) -> bool:
-    if get_origin(tp) not in (Union, types.UnionType):
-        return False
-    return all(arg in _SCALARS for arg in get_args(tp))
-
-
-def _primitive_union_factory(tp: Any) -> Callable[[Any, Any], Any]:
-    members = frozenset(get_args(tp))
-    expected = " or ".join("None" if arg is type(None) else arg.__name__ for arg in get_args(tp))
-    widen = float in members and int not in members
-
-    def structure_union(value: Any, _: Any) -> Any:
-        cls = value.__class__
-        if cls in members:
-            return value
-        if widen and cls is int:
-            return float(value)
-        raise TypeError(f"expected {expected}, got {_got(value)}")
-
-    return structure_union
-
-
-_LIST_ORIGINS: Final = frozenset({list, MutableSequence})
-_TUPLE_ORIGINS: Final = frozenset({tuple, AbcSequence})
-_SET_ORIGINS: Final = frozenset({set, frozenset, AbcSet, MutableSet})
-_DICT_ORIGINS: Final = frozenset({dict, Mapping, MutableMapping})
-
-
-def _origin(tp: Any) -> Any:
-    return get_origin(tp) or tp
-
-
-def _is_array_type(tp: Any) -> bool:
-    try:
-        origin = _origin(tp)
-        return origin in _LIST_ORIGINS or origin in _TUPLE_ORIGINS or origin in _SET_ORIGINS
-    except TypeError:  # unhashable type expressions
-        return False
-
-
-def _is_object_type(tp: Any) -> bool:
-    try:
-        return _origin(tp) in _DICT_ORIGINS
-    except TypeError:
-        return False
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, KeyError):
-        return "required field missing"
-    args = exc.args
-    if args and isinstance(args[0], str) and args[0]:
-        return args[0]
-    return str(exc) or type(exc).__name__
-
-
-def _attribute_name(exc: BaseException) -> str | None:
-    """The field an attrs-style validator error (``(msg, attribute, ...)``) is about."""
-    args = exc.args
-    if len(args) >= 2 and isinstance(args[1], attrs.Attribute):
-        return args[1].name
-    return None
-
-
-def _index(key: object) -> str:
-    return f"[{key!r}]"
-
-
-def _collect(exc: BaseException, path: str, out: list[tuple[str, str]]) -> None:
-    """Flatten a cattrs validation error tree into ``(path, reason)`` pairs."""
-    if isinstance(exc, ClassValidationError):
-        with_notes, without = exc.group_exceptions()
-        for sub, note in with_notes:
-            _collect(sub, f"{path}.{note.name}", out)
-        for sub in without:
-            # Raised while instantiating: an attrs validator or converter.
-            name = _attribute_name(sub)
-            _collect(sub, f"{path}.{name}" if name else path, out)
-    elif isinstance(exc, IterableValidationError):
-        with_notes_i, without_i = exc.group_exceptions()
-        for sub, inote in with_notes_i:
-            _collect(sub, path + _index(inote.index), out)
-        for sub in without_i:
-            _collect(sub, path, out)
-    elif isinstance(exc, BaseExceptionGroup):
-        for member in exc.exceptions:
-            _collect(member, path, out)
-    else:
-        out.append((path, _reason(exc)))
-
-
-def _decode_error(exc: BaseException, into: Any) -> DecodeError:
-    fields: list[tuple[str, str]] = []
-    _collect(exc, "$", fields)
-    details = "; ".join(f"{path}: {reason}" for path, reason in fields)
-    return DecodeError(f"cannot decode {_target_label(into)}: {details}", tuple(fields))
-
-
-# ----------------------------------------------------------------------------- codec
 
 
 class Codec:
@@ -254,14 +105,7 @@ class Codec:
         conv.register_unstructure_hook(date, date.isoformat)
 
         # Structuring: strict about JSON types, never coercing.
-        conv.register_structure_hook(str, _structure_str)
-        conv.register_structure_hook(int, _structure_int)
-        conv.register_structure_hook(float, _structure_float)
-        conv.register_structure_hook(bool, _structure_bool)
-        conv.register_structure_hook_factory(_is_primitive_union, _primitive_union_factory)
-        conv.register_structure_hook_factory(_is_array_type, self._array_factory)
-        conv.register_structure_hook_factory(_is_object_type, self._mapping_factory)
-        conv.register_structure_hook_factory(attrs.has, self._attrs_factory)
+        register_strict_hooks(conv)
 
         conv.register_unstructure_hook(
             ErrorEvent,
@@ -269,58 +113,6 @@ class Codec:
         )
         for cls in _ENVELOPES:
             self.register(cls)
-
-    # -- hook factories --------------------------------------------------------
-
-    def _array_factory(self, tp: Any) -> Callable[[Any, Any], Any]:
-        origin = _origin(tp)
-        conv = self._converter
-        inner: Callable[[Any, Any], Any]
-        if origin in _SET_ORIGINS:
-            args = get_args(tp)
-            as_list: Any = list[args[0]] if args else list  # type: ignore[valid-type]
-            list_hook = conv.get_structure_hook(as_list)
-            build: Callable[[Any], Any] = frozenset if origin is frozenset else set
-
-            def inner(value: Any, _: Any) -> Any:
-                return build(list_hook(value, as_list))
-
-        elif origin is tuple and get_args(tp) and get_args(tp)[-1] is not Ellipsis:
-            inner = conv.gen_structure_hetero_tuple(tp)
-        elif origin in _TUPLE_ORIGINS:
-            inner = homogenous_tuple_structure_factory(tp, conv)
-        else:
-            inner = list_structure_factory(tp, conv)
-
-        def structure_array(value: Any, tp_: Any) -> Any:
-            if value.__class__ is not list and value.__class__ is not tuple:
-                raise TypeError(f"expected list, got {_got(value)}")
-            return inner(value, tp_)
-
-        return structure_array
-
-    def _mapping_factory(self, tp: Any) -> Callable[[Any, Any], Any]:
-        origin = _origin(tp)
-        structure_to = dict if origin is Mapping or origin is MutableMapping else origin
-        inner = mapping_structure_factory(tp, self._converter, structure_to)
-
-        def structure_mapping(value: Any, tp_: Any) -> Any:
-            if not isinstance(value, dict):
-                raise TypeError(f"expected dict, got {_got(value)}")
-            return inner(value, tp_)
-
-        return structure_mapping
-
-    def _attrs_factory(self, tp: Any) -> Callable[[Any, Any], Any]:
-        inner = self._converter.gen_structure_attrs_fromdict(tp)
-        label = _target_label(tp)
-
-        def structure_attrs(value: Any, tp_: Any) -> Any:
-            if not isinstance(value, dict):
-                raise TypeError(f"expected dict for {label}, got {_got(value)}")
-            return inner(value, tp_)
-
-        return structure_attrs
 
     # -- registry --------------------------------------------------------------
 
@@ -474,7 +266,7 @@ class Codec:
         except StructureHandlerNotFoundError:
             raise
         except Exception as exc:
-            raise _decode_error(exc, into) from exc
+            raise decode_error(exc, into) from exc
 
     def decode(self, type_name: str | None, body: bytes, into: type[T] | None = None) -> Any:
         """Parse *body* and structure it into *into*, or into the class registered as *type_name*.
