@@ -28,6 +28,8 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import re
+import ssl
 import struct
 import uuid
 from collections import OrderedDict, deque
@@ -74,6 +76,18 @@ class AmqpClosed(Exception):
     def __init__(self, reason: str, code: int = 0) -> None:
         super().__init__(reason)
         self.code = code
+
+
+def stream_failure(exc: BaseException) -> str:
+    """Why a stream broke, for people: Trio wraps TLS failures in a bare ``BrokenResourceError``,
+    so a TLS cause is named instead (``certificate verify failed: ...``)."""
+    cause = exc.__cause__
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return f"TLS: certificate verify failed: {cause.verify_message}"
+    if isinstance(cause, ssl.SSLError):
+        detail = re.sub(r"^\[[^]]*\]\s*|\s*\(_ssl\.c:\d+\)$", "", str(cause))
+        return f"TLS: {detail or cause.reason or type(cause).__name__}"
+    return str(exc) or str(cause or "") or type(exc).__name__
 
 
 class Outcome(enum.Enum):
@@ -130,6 +144,9 @@ class AmqpConnection:
         query = address.url.query
         self.heartbeat = int(query.get("heartbeat", "60"))
         self.frame_max = 131_072
+        #: how far the handshake got: the TLS handshake (amqps), the broker's ``Connection.Start``
+        self._tls_done = False
+        self._greeted = False
         self.closed = trio.Event()
         self.error = ""
         """Why the connection ended, once ``closed`` is set."""
@@ -180,8 +197,11 @@ class AmqpConnection:
             stream = await self._open_stream()
             try:
                 await self._handshake(stream)
-            except BaseException:
+            except BaseException as exc:
                 await trio.aclose_forcefully(stream)
+                if isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError):
+                    # an OSError, as for a refused connection: callers retry both alike
+                    raise ConnectionError(self._handshake_failure(exc)) from exc
                 raise
         self._stream = stream
         if isinstance(stream, trio.SocketStream):
@@ -233,10 +253,25 @@ class AmqpConnection:
             )
         return await trio.open_tcp_stream(host, url.explicit_port or 5672)
 
+    def _handshake_failure(self, exc: BaseException) -> str:
+        reason = stream_failure(exc)
+        if self._tls_done and not self._greeted and "TLS:" not in reason:
+            # TLS 1.3 brokers refuse a client certificate after the client's side of the TLS
+            # handshake is done, by closing the connection: no TLS error reaches the client
+            reason += (
+                " (the broker closed the connection before greeting: it may not accept the"
+                " client certificate, see certfile and keyfile)"
+            )
+        return reason
+
     async def _handshake(self, stream: trio.abc.Stream) -> None:
         url = self.address.url
+        if isinstance(stream, trio.SSLStream):
+            await stream.do_handshake()
+            self._tls_done = True
         await stream.send_all(ProtocolHeader().marshal())
         start = await self._expect(stream, Connection.Start)
+        self._greeted = True
         mechanisms = start.mechanisms.split() if start.mechanisms else []
         if "PLAIN" not in mechanisms:
             raise AmqpClosed(f"the broker offers no PLAIN login ({start.mechanisms})")
@@ -300,7 +335,7 @@ class AmqpConnection:
         try:
             await task()
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            self._end(f"connection lost: {exc or type(exc).__name__}")
+            self._end(f"connection lost: {stream_failure(exc)}")
         except AmqpClosed as exc:
             self._end(str(exc))
         except Exception as exc:
