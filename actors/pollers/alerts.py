@@ -54,10 +54,13 @@ _SEVERITY: dict[SensorStatus, Severity] = {
 
 @attrs.define
 class SensorWatch:
-    """Remembers which sensors are in a condition, to alert on entering and clearing."""
+    """Remembers which sensors are in a condition, to alert on entering and clearing.
 
-    in_condition: dict[str, SensorStatus] = attrs.Factory(dict)
-    asserted: dict[str, frozenset[str]] = attrs.Factory(dict)
+    Sensors are told apart by name and number: BMCs often give several the same name.
+    """
+
+    in_condition: dict[tuple[str, int], SensorStatus] = attrs.Factory(dict)
+    asserted: dict[tuple[str, int], frozenset[str]] = attrs.Factory(dict)
 
     def update(self, readings: Iterable[SensorReading]) -> list[Alert]:
         """The alerts this round of readings raises."""
@@ -72,26 +75,28 @@ class SensorWatch:
         return alerts
 
     def _threshold(self, reading: SensorReading) -> list[Alert]:
-        was = self.in_condition.get(reading.name)
+        key = (reading.name, reading.number)
+        was = self.in_condition.get(key)
         now = reading.status
         data = {"sensor": reading.name, "value": reading.value, "units": reading.units}
         if now is SensorStatus.OK:
             if was is None:
                 return []
-            del self.in_condition[reading.name]
+            del self.in_condition[key]
             message = f"{reading.name} is back to ok ({reading.value} {reading.units})"
             return [Alert("sdr", "information", message, {**data, "inCondition": False})]
         if now == was:
             return []
-        self.in_condition[reading.name] = now
+        self.in_condition[key] = now
         message = f"{reading.name} is {now.name.lower().replace('_', '-')} "
         message += f"({reading.value} {reading.units})"
         return [Alert("sdr", _SEVERITY.get(now, "warning"), message, {**data, "inCondition": True})]
 
     def _discrete(self, reading: SensorReading) -> list[Alert]:
-        before = self.asserted.get(reading.name, frozenset())
+        key = (reading.name, reading.number)
+        before = self.asserted.get(key, frozenset())
         now = frozenset(reading.states)
-        self.asserted[reading.name] = now
+        self.asserted[key] = now
         alerts = [
             Alert("sdr", "information", f"{reading.name}: {state} asserted",
                   {"sensor": reading.name, "state": state, "asserted": True})

@@ -3,8 +3,9 @@
 It listens to the result stream on ``on.task`` (so it caches pollers of every
 process on the bus) and keeps the last ``size`` results per poller (RackHD: 10),
 for at most ``max_pollers`` pollers (the least recently updated go first). A
-failed poll is cached as ``{"error": ...}``. Like RackHD's, the cache lives in
-memory and starts empty after a restart.
+failed poll is cached as ``{"error": ...}``; a deleted poller's results are
+dropped (``ForgetPoller``). Like RackHD's, the cache lives in memory and starts
+empty after a restart.
 """
 
 from __future__ import annotations
@@ -12,12 +13,22 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from typing import Any
 
-from runtime import Actor, handler
+import attrs
+
+from runtime import Actor, handler, message
 
 from ..exchanges import task as conv
 
 DEFAULT_SIZE = 10
 DEFAULT_MAX_POLLERS = 100_000
+
+
+@message("ForgetPollerResults")
+@attrs.frozen
+class ForgetPoller:
+    """Drop a (deleted) poller's cached results; the poller service sends it."""
+
+    pollerId: str
 
 
 class PollerCache(Actor):
@@ -45,6 +56,10 @@ class PollerCache(Actor):
     @handler(conv.NAME, conv.SNMP_COMMAND_RESULT.pattern())
     async def snmp_result(self, event: conv.SnmpCommandResult) -> None:
         self._add(event.pollerId, event.timestamp, event.result, event.error)
+
+    @handler()
+    async def forget(self, request: ForgetPoller) -> None:
+        self.entries.pop(request.pollerId, None)
 
     @handler(conv.NAME, conv.REQUEST_POLLER_CACHE.template)
     async def request(self, request: conv.PollerCacheRequest) -> list[conv.PollerCacheEntry]:

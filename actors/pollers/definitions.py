@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import attrs
 
+from protocols.snmp import Oid
 from runtime import message
 
 from ..convention import check_id
@@ -51,6 +52,14 @@ def _check(definition: PollerDefinition) -> None:
         raise PollerDefinitionError(f"port must be 1-65535, not {definition.port}")
     if len(definition.alerts) > MAX_ALERT_RULES or len(definition.oids) > MAX_OIDS:
         raise PollerDefinitionError(f"at most {MAX_ALERT_RULES} alert rules and {MAX_OIDS} OIDs")
+    if definition.type == "snmp" and definition.command == "oids":
+        if not definition.oids:
+            raise PollerDefinitionError("oids: an oids poller needs at least one OID")
+        for index, oid in enumerate(definition.oids):
+            try:
+                Oid.parse(oid)
+            except (TypeError, ValueError) as exc:
+                raise PollerDefinitionError(f"oids[{index}]: {exc}") from None
     for index, rule in enumerate(definition.alerts):
         try:
             AlertRule.from_config(rule)

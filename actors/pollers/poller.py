@@ -15,7 +15,7 @@ is the result's ``error``.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -103,6 +103,8 @@ class PollerActor(Actor):
         self.generation = 0
         self.timer: Timer | None = None
         self.rounds = 0
+        self.due = 0.0  # when the next round is due (Trio's clock)
+        self.publish_failing = False
 
     async def on_start(self) -> None:
         if not self.definition.paused:
@@ -145,51 +147,85 @@ class PollerActor(Actor):
         await self.poll_once()
 
     async def poll_once(self) -> None:
-        """One round: command, result, alerts, reachability, next timer."""
+        """One round: command, result, alerts, reachability, next timer.
+
+        Nothing here raises: a poll that fails is the result's ``error``, and a publish
+        that fails (the bus is away) is logged; the next round is scheduled either way.
+        """
+        try:
+            await self._round()
+        finally:
+            if not self.definition.paused:
+                self._schedule(max(0.0, self.due - trio.current_time()))
+
+    async def _round(self) -> None:
         d, tools = self.definition, self.tools
         tasks = TaskClient(self.ctx)
         self.rounds += 1
         if d.type == "ipmi":
             command = IpmiCommand(d.id, d.nodeId, d.command, d.credentialsRef)
-            await tasks.ipmi_command(d.command, tools.graph_id, command)
+            await self._publishing(tasks.ipmi_command(d.command, tools.graph_id, command))
         else:
             oids = list(d.oids)
             command_ = SnmpCommand(d.id, d.nodeId, d.host, d.credentialsRef, oids)
-            await tasks.run_snmp_command(tools.graph_id, command_)
+            await self._publishing(tasks.run_snmp_command(tools.graph_id, command_))
         result: Any = None
         error: str | None = None
         alerts: list[Alert] = []
         try:
             with trio.fail_after(tools.timeout):
                 result, alerts = await self._run()
+            result = to_json(result)
         except trio.TooSlowError:
             error = f"no answer from {d.host}:{d.port} within {tools.timeout} s"
         except Exception as exc:
             error = tools.credentials.scrub(f"{type(exc).__name__}: {exc}")
         now = tools.clock()
         stamp = _iso(now)
-        if d.type == "ipmi":
-            outcome = IpmiCommandResult(d.id, d.nodeId, d.command, result, stamp, error)
-            await tasks.ipmi_command_result(d.command, tools.graph_id, outcome)
-        else:
-            await tasks.snmp_command_result(
-                tools.graph_id, SnmpCommandResult(d.id, d.nodeId, result, stamp, error)
-            )
-        for alert in alerts:
-            await tasks.poller_alert(
-                tools.graph_id,
-                PollerAlert(d.id, d.nodeId, alert.kind, alert.severity, alert.message, stamp,
-                            to_json(alert.data)),
-            )  # fmt: skip
-        due, change = (
+        self.due, change = (
             self.schedule.succeeded(trio.current_time())
             if error is None
             else self.schedule.failed(trio.current_time())
         )
+        if d.type == "ipmi":
+            outcome = IpmiCommandResult(d.id, d.nodeId, d.command, result, stamp, error)
+            published = self._publishing(
+                tasks.ipmi_command_result(d.command, tools.graph_id, outcome)
+            )
+        else:
+            published = self._publishing(
+                tasks.snmp_command_result(
+                    tools.graph_id, SnmpCommandResult(d.id, d.nodeId, result, stamp, error)
+                )
+            )
+        if not await published:
+            alerts = []  # the bus is away: do not try each alert in turn
+        for alert in alerts:
+            await self._publishing(tasks.poller_alert(
+                tools.graph_id,
+                PollerAlert(d.id, d.nodeId, alert.kind, alert.severity, alert.message, stamp,
+                            to_json(alert.data)),
+            ))  # fmt: skip
         if change is not Change.NONE:
-            await self._announce(change, error or f"{d.command} poll answered", stamp)
-        if not self.definition.paused:
-            self._schedule(max(0.0, due - trio.current_time()))
+            reason = error or f"{d.command} poll answered"
+            if not await self._publishing(self._announce(change, reason, stamp)):
+                # Announce the change on a later round instead of never.
+                self.schedule.accessible = change is not Change.BECAME_ACCESSIBLE
+
+    async def _publishing(self, publish: Awaitable[None]) -> bool:
+        """Await one publish; a failure is logged once per outage, never raised."""
+        try:
+            await publish
+        except Exception as exc:
+            if not self.publish_failing:
+                reason = self.tools.credentials.scrub(f"{type(exc).__name__}: {exc}")
+                self.ctx.log.warning("poller %s cannot publish: %s", self.definition.id, reason)
+            self.publish_failing = True
+            return False
+        if self.publish_failing:
+            self.ctx.log.info("poller %s publishes again", self.definition.id)
+        self.publish_failing = False
+        return True
 
     async def _announce(self, change: Change, reason: str, stamp: str) -> None:
         event = NodeAccessibility(self.definition.nodeId, self.definition.id, reason, stamp)
@@ -225,13 +261,12 @@ class PollerActor(Actor):
         self, client: ipmi.IpmiClient, bmc: ipmi.BmcTarget
     ) -> tuple[Any, list[Alert]]:
         if self.last_sel_id is None:
-            entries = await client.get_sel(bmc)
-            new, reset = entries, False
+            new, reset = await client.get_sel(bmc), False
+            self.last_sel_id = new[-1].record_id if new else None
         else:
             since = await client.get_sel_since(bmc, self.last_sel_id)
             new, reset = since.entries, since.reset
-        if new:
-            self.last_sel_id = new[-1].record_id
+            self.last_sel_id = since.last_record_id  # None after a clear: read it all next
         fields = [_sel_fields(entry) for entry in new]
         alerts = match_rules("sel", self.rules, fields)
         return {"entries": to_json(new), "reset": reset}, alerts

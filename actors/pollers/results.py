@@ -10,7 +10,8 @@ import attrs
 
 
 def to_json(value: Any) -> Any:
-    """``value`` (attrs records, enums, bytes, dates, collections) as JSON-ready data."""
+    """``value`` (attrs records, enums, bytes, dates, collections) as JSON-ready data;
+    any other value (an IP address, say) as its text."""
     if attrs.has(type(value)):
         return {f.name: to_json(getattr(value, f.name)) for f in attrs.fields(type(value))}
     if isinstance(value, enum.Enum):
@@ -25,4 +26,7 @@ def to_json(value: Any) -> Any:
         return sorted(to_json(v) for v in value)
     if isinstance(value, list | tuple):
         return [to_json(v) for v in value]
-    return value
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    # Anything else (an IP address, an OID, ...) as text: a result must cross any bus.
+    return str(value)

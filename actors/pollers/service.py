@@ -27,7 +27,7 @@ from runtime import Actor, ActorRef, Delivery, Restart, Runtime, TaskChild, hand
 from runtime.codec import OBJECT_TYPE
 
 from ..services.config_store import ConfigStore
-from .cache import PollerCache
+from .cache import ForgetPoller, PollerCache
 from .credentials import CredentialStore
 from .definitions import PollerDefinition, PollerDefinitionError
 from .poller import Pause, PollerActor, PollerTools, Resume
@@ -88,12 +88,16 @@ class PollerService(Actor):
         log.info("pollers: %d loaded", len(self.definitions))
 
     async def _start(self, definition: PollerDefinition) -> None:
+        def make() -> PollerActor:
+            # A restart starts from the current definition (paused or not), not the first.
+            return PollerActor(self.definitions.get(definition.id, definition), self.tools)
+
         ref = await self.ctx.spawn(
-            PollerActor,
-            definition,
-            self.tools,
+            make,
             key=poller_key(definition.id),
             restart=Restart.PERMANENT,
+            mailbox_size=PollerActor.mailbox_size,
+            overflow=PollerActor.overflow,
         )
         self.definitions[definition.id] = definition
         self.refs[definition.id] = ref
@@ -127,6 +131,8 @@ class PollerService(Actor):
             await self.store.delete(definition.id)
             del self.definitions[definition.id], self.refs[definition.id]
             await ref.stop()
+            forget = ForgetPoller(definition.id)
+            await self.ctx.tell(self.ctx.runtime.own_address(CACHE_KEY), forget)
             return definition
         if request.action not in ("pause", "resume"):
             raise PollerDefinitionError(

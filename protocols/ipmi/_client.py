@@ -8,6 +8,7 @@ thread keeps its limiter token until pyghmi gives up, so the thread bound stays 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -51,6 +52,13 @@ SESSION_IDLE_LIMIT = 20.0
 DEFAULT_TIMEOUT = 10.0
 
 _LIMITER: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("ipmi_limiter")
+
+
+def _deadline(timeout: float) -> float:
+    """``timeout`` if it is a usable deadline: NaN, zero, negative and infinite are not."""
+    if not 0 < timeout < math.inf:
+        raise ValueError(f"timeout must be a positive, finite number of seconds, not {timeout!r}")
+    return timeout
 
 
 def thread_limiter() -> trio.CapacityLimiter:
@@ -145,18 +153,17 @@ class IpmiClient:
 
     ``limiter`` bounds the worker threads (default: :func:`thread_limiter`); ``timeout`` is
     the deadline of a call that passes none, covering the wait for the session, the login
-    and the exchange.
+    and the exchange. Sessions idle past :data:`SESSION_IDLE_LIMIT` are forgotten.
     """
 
     def __init__(
         self, *, limiter: trio.CapacityLimiter | None = None, timeout: float = DEFAULT_TIMEOUT
     ) -> None:
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
         self._limiter = limiter
-        self._timeout = timeout
+        self._timeout = _deadline(timeout)
         self._sessions: dict[tuple[str, int, str], _Session] = {}
         self._counters = _Counters()
+        self._next_sweep = 0.0
 
     async def __aenter__(self) -> Self:
         return self
@@ -191,9 +198,23 @@ class IpmiClient:
         c = self._counters
         return IpmiStatistics(len(self._sessions), c.logins, c.calls, c.timeouts)
 
+    def _sweep(self) -> None:
+        """Forget the sessions idle past ``SESSION_IDLE_LIMIT`` (at most one sweep per
+        limit): a BMC nobody polls any more must not hold a session for ever."""
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + SESSION_IDLE_LIMIT
+        for key, session in list(self._sessions.items()):
+            if session.lock.locked() or now - session.link.last_used <= SESSION_IDLE_LIMIT:
+                continue
+            del self._sessions[key]
+            session.discard(session.link)
+
     async def _call(self, target: BmcTarget, op: Callable[[Any], T], timeout: float | None) -> T:
-        limit = self._timeout if timeout is None else timeout
+        limit = self._timeout if timeout is None else _deadline(timeout)
         label = target.describe()
+        self._sweep()
         session = self._sessions.get(target.session_key)
         if session is None:
             session = self._sessions[target.session_key] = _Session(target)
