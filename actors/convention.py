@@ -29,18 +29,52 @@ _PLACEHOLDER = re.compile(r"\{([a-z]+)\}")
 
 
 class InvalidId(InvalidRoutingKey):
-    """An id that cannot be one word of a routing key."""
+    """An id that cannot be one word of a routing key.
+
+    Raised by a payload's field validator it carries attrs' arguments
+    ``(message, attribute, value)``, so a decode error names the field; its
+    text is the message alone either way.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _id_message(value: object, what: str) -> str:
+    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+    return (
+        f"invalid {what} {shown}: 1-{MAX_ID_LENGTH} characters of letters, digits "
+        "and '-_:@' (no dots, no wildcards)"
+    )
 
 
 def check_id(value: object, what: str = "id") -> str:
     """Return ``value`` if it is a safe routing-key word, else raise ``InvalidId`` naming it."""
     if not isinstance(value, str) or not _ID.match(value):
-        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
-        raise InvalidId(
-            f"invalid {what} {shown}: 1-{MAX_ID_LENGTH} characters of letters, digits "
-            "and '-_:@' (no dots, no wildcards)"
-        )
+        raise InvalidId(_id_message(value, what))
     return value
+
+
+ID_FIELD = {"id": True}
+"""Metadata of a payload field holding an id that routing keys carry (node, task, graph,
+poller): ``attrs.field(validator=valid_id, metadata=ID_FIELD)``."""
+
+
+def valid_id(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """attrs validator: the field is an id as ``check_id`` wants it.
+
+    Checked whenever the payload is built, so a payload from the bus with ``#``,
+    ``*``, a dot or an empty id is refused (a 400 for a call) before any handler
+    could put it in a routing key.
+    """
+    if not isinstance(value, str) or not _ID.match(value):
+        raise InvalidId(_id_message(value, attribute.name), attribute, value)
+
+
+def valid_optional_id(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """attrs validator: the field is ``None`` or an id (see ``valid_id``)."""
+    if value is not None:
+        valid_id(instance, attribute, value)
 
 
 class Kind(enum.Enum):
@@ -102,11 +136,16 @@ class KeyDef:
         filled = self.pattern(**{k: v for k, v in params.items() if k != param})
         words = self.template.split(".")
         out = filled.split(".")
-        out[words.index("{" + param + "}")] = "{key}"
+        for index, word in enumerate(words):
+            if word == "{" + param + "}":
+                out[index] = "{key}"
         return ".".join(out)
 
     def parse(self, routing_key: str) -> dict[str, str] | None:
-        """The parameters of a concrete key of this template, or ``None`` if it is not one."""
+        """The parameters of a concrete key of this template, or ``None`` if it is not one.
+
+        A parameter the template names twice must have the same value both times.
+        """
         words = self.template.split(".")
         given = routing_key.split(".")
         if len(words) != len(given):
@@ -115,7 +154,7 @@ class KeyDef:
         for word, value in zip(words, given, strict=True):
             match = _PLACEHOLDER.fullmatch(word)
             if match:
-                if not _ID.match(value):
+                if not _ID.match(value) or found.get(match.group(1), value) != value:
                     return None
                 found[match.group(1)] = value
             elif word != value:

@@ -11,7 +11,8 @@ RackHD never defined these payloads, so they are defined here:
 
 * ``tftp.failure.<node>`` (never published by RackHD) carries ``TftpFailure``:
   the fields of ``TftpSuccess`` (``size`` is the bytes sent before the failure)
-  plus the TFTP ``errorCode`` (RFC 1350: 0-8) and ``errorMessage``.
+  plus the TFTP ``errorCode`` (RFC 1350: 0-8; 0 for a timeout; a peer may send
+  any 16-bit code) and ``errorMessage``.
 * ``dhcp.bind.success.<node>`` (its payload was lost with RackHD's DHCP server)
   carries ``DhcpBindSuccess {mac, ip, leaseExpiresAt, hostname, vendorClass,
   architecture}``: published once a lease is bound; ``leaseExpiresAt`` is epoch
@@ -22,6 +23,10 @@ RackHD never defined these payloads, so they are defined here:
   RackHD's external events ``<type>.<action>.<severity>.<typeId>.<nodeId>``)
   carry ``NodeAccessibility {nodeId, pollerId, reason, timestamp}``: a poller
   found a node's BMC reachable again, or unreachable; one event per change.
+* Payloads are checked when built or decoded: ids that keys carry
+  (``taskId``, ``graphId``, ``nodeId``, ``pollerId``) are routing-key words,
+  ports and error codes fit 16 bits, HTTP statuses are 100-599, sizes and
+  times since the epoch are not negative.
 * ``graph.started`` and ``graph.finished`` always carry ``{graphId, graphName,
   status}`` (RackHD sent ``{}`` or ``{status}`` in its early versions).
 """
@@ -34,12 +39,18 @@ import attrs
 
 from runtime import message
 
-from ..convention import Client, ExchangeDef, KeyDef, Kind
+from ..convention import ID_FIELD, Client, ExchangeDef, KeyDef, Kind, valid_id
 
 NAME = "on.events"
 
 EXTERNAL: Final = "external"
 """The node id of events from an address that maps to no known node."""
+
+
+_WORD16 = [attrs.validators.ge(0), attrs.validators.le(0xFFFF)]
+"""A port, a TFTP error code or a DHCP architecture: 16 bits on the wire."""
+_COUNT = attrs.validators.ge(0)
+_STATUS = [attrs.validators.ge(100), attrs.validators.le(599)]
 
 
 @message("TftpSuccess")
@@ -49,8 +60,8 @@ class TftpSuccess:
 
     file: str
     remoteAddress: str
-    remotePort: int
-    size: int
+    remotePort: int = attrs.field(validator=_WORD16)
+    size: int = attrs.field(validator=_COUNT)
     time: str
 
 
@@ -61,10 +72,11 @@ class TftpFailure:
 
     file: str
     remoteAddress: str
-    remotePort: int
-    size: int
+    remotePort: int = attrs.field(validator=_WORD16)
+    size: int = attrs.field(validator=_COUNT)
     time: str
-    errorCode: int
+    errorCode: int = attrs.field(validator=_WORD16)
+    """RFC 1350 defines 0-8; a peer may send any 16-bit code."""
     errorMessage: str
 
 
@@ -76,7 +88,7 @@ class HttpResponse:
     address: str
     method: str
     url: str
-    statusCode: int
+    statusCode: int = attrs.field(validator=_STATUS)
     time: str
 
 
@@ -87,10 +99,12 @@ class DhcpBindSuccess:
 
     mac: str
     ip: str
-    leaseExpiresAt: int
+    leaseExpiresAt: int = attrs.field(validator=_COUNT)
     hostname: str | None = None
     vendorClass: str | None = None
-    architecture: int | None = None
+    architecture: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_WORD16)
+    )
 
 
 @message("NodeAccessibility")
@@ -98,8 +112,8 @@ class DhcpBindSuccess:
 class NodeAccessibility:
     """Event ``node.(in)accessible.information.<node>.<node>``: reachability changed."""
 
-    nodeId: str
-    pollerId: str
+    nodeId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
+    pollerId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
     reason: str
     timestamp: str
 
@@ -109,9 +123,9 @@ class NodeAccessibility:
 class TaskFinished:
     """Event ``task.finished.<task>``: a task reached a final state."""
 
-    taskId: str
+    taskId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
     taskName: str
-    graphId: str
+    graphId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
     graphName: str
     state: str
     """``succeeded``, ``failed``, ``cancelled`` or ``timeout``."""
@@ -127,7 +141,7 @@ class TaskFinished:
 class GraphStarted:
     """Event ``graph.started.<graph>``."""
 
-    graphId: str
+    graphId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
     graphName: str
     status: str = "running"
 
@@ -137,7 +151,7 @@ class GraphStarted:
 class GraphFinished:
     """Event ``graph.finished.<graph>``; ``status`` is succeeded, failed or cancelled."""
 
-    graphId: str
+    graphId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
     graphName: str
     status: str
 

@@ -13,10 +13,13 @@ here ``schedule`` is a call, with payloads defined here:
   at ``position`` (1 = next to start). The scheduler starts a task by sending
   ``run.<taskid>`` on ``on.task``; its end is ``task.finished.<taskid>`` on
   ``on.events``.
+* Ids are checked like ids in keys, ``timeout`` must be above 0 and
+  ``position`` not negative, whether the payload is built or decoded.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,9 +27,16 @@ import attrs
 
 from runtime import message
 
-from ..convention import Client, ExchangeDef, KeyDef, Kind, check_id
+from ..convention import ID_FIELD, Client, ExchangeDef, KeyDef, Kind, check_id, valid_id
 
 NAME = "on.scheduler"
+
+
+def _positive_or_none(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not (isinstance(value, int | float) and 0 < value < math.inf):
+        raise ValueError(
+            f"{attribute.name} must be a number of seconds above 0, got {value!r}", attribute, value
+        )
 
 
 @message("ScheduleRequest")
@@ -34,12 +44,12 @@ NAME = "on.scheduler"
 class ScheduleRequest:
     """Request of ``schedule``: run this task when the limits allow."""
 
-    taskId: str
+    taskId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
     taskName: str
-    graphId: str
+    graphId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
     overrides: dict[str, Any] = attrs.Factory(dict)
-    timeout: float | None = None
-    """Seconds the task may run; ``None`` for the scheduler's default."""
+    timeout: float | None = attrs.field(default=None, validator=_positive_or_none)
+    """Seconds the task may run (more than 0); ``None`` for the scheduler's default."""
 
 
 @message("ScheduleReply")
@@ -47,9 +57,9 @@ class ScheduleRequest:
 class ScheduleReply:
     """Reply of ``schedule``: started at once, or queued at ``position`` (1 = next)."""
 
-    taskId: str
+    taskId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
     admitted: bool
-    position: int = 0
+    position: int = attrs.field(default=0, validator=attrs.validators.ge(0))
 
 
 SCHEDULE = KeyDef(

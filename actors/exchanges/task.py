@@ -31,7 +31,12 @@ message itself, with RackHD's field names. What RackHD never defined:
   in commands and in its 2015 alerts; no secret is ever on this bus.
 
 ``<command>`` is a word such as ``power``, ``sel``, ``sdr``, ``chassis``.
-Timestamps are ISO 8601 strings.
+Timestamps are ISO 8601 strings. Ids in payloads (``taskId``, ``graphId``,
+``nodeId``, ``pollerId``, ``command``, the credential references) are checked
+like ids in keys when a payload is built or decoded, and the client refuses a
+payload that names another task or command than its key (``run``,
+``ipmi.command``, ``ipmi.command.result``). ``getBootProfile`` also takes
+RackHD's reply, the boot file's name alone.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ import attrs
 
 from runtime import NoResponder, Result, message
 
-from ..convention import Client, ExchangeDef, KeyDef, Kind
+from ..convention import ID_FIELD, Client, ExchangeDef, KeyDef, Kind, check_id, valid_id
 
 NAME = "on.task"
 
@@ -55,8 +60,8 @@ Severity = Literal["critical", "warning", "information"]
 class RunTask:
     """Command ``run.<taskid>``: run this task of that graph."""
 
-    taskId: str
-    graphId: str
+    taskId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
+    graphId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
     options: dict[str, Any] = attrs.Factory(dict)
     context: dict[str, Any] = attrs.Factory(dict)
 
@@ -66,7 +71,7 @@ class RunTask:
 class CancelTask:
     """Command ``cancel.<taskid>``, with the error that caused it when there is one."""
 
-    taskId: str
+    taskId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
     errorName: str | None = None
     errorMessage: str | None = None
 
@@ -76,7 +81,8 @@ class CancelTask:
 class CommandsReply:
     """Reply of ``requestCommands``: the shell commands for the microkernel to run."""
 
-    identifier: str
+    identifier: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
+    """The node id."""
     tasks: list[dict[str, Any]] = attrs.Factory(list)
 
 
@@ -94,9 +100,9 @@ class BootProfile:
 class ActiveTask:
     """Reply of ``activeTaskExists``: the task running against the node."""
 
-    taskId: str
-    graphId: str
-    nodeId: str
+    taskId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
+    graphId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
+    nodeId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
     options: dict[str, Any] = attrs.Factory(dict)
     context: dict[str, Any] = attrs.Factory(dict)
 
@@ -106,7 +112,7 @@ class ActiveTask:
 class PollerCacheRequest:
     """Request of ``requestPollerCache``; ``latestOnly`` asks for the newest entry alone."""
 
-    pollerId: str
+    pollerId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
     latestOnly: bool = False
 
 
@@ -115,7 +121,7 @@ class PollerCacheRequest:
 class PollerCacheEntry:
     """One cached poller result."""
 
-    pollerId: str
+    pollerId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
     timestamp: str
     result: Any
 
@@ -125,10 +131,10 @@ class PollerCacheEntry:
 class IpmiCommand:
     """Command ``ipmi.command.<command>.<graphid>``; ``obmRef`` names the credentials."""
 
-    pollerId: str
-    nodeId: str
-    command: str
-    obmRef: str
+    pollerId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
+    nodeId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
+    command: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
+    obmRef: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
     options: dict[str, Any] = attrs.Factory(dict)
 
 
@@ -137,9 +143,9 @@ class IpmiCommand:
 class IpmiCommandResult:
     """Event ``ipmi.command.<command>.result.<graphid>``: parsed output or an error."""
 
-    pollerId: str
-    nodeId: str
-    command: str
+    pollerId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
+    nodeId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
+    command: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
     result: Any
     timestamp: str
     error: str | None = None
@@ -150,10 +156,10 @@ class IpmiCommandResult:
 class SnmpCommand:
     """Command ``run.snmp.command.<graphid>``; ``communityRef`` names the community."""
 
-    pollerId: str
-    nodeId: str
+    pollerId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
+    nodeId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
     host: str
-    communityRef: str
+    communityRef: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
     oids: list[str] = attrs.Factory(list)
     options: dict[str, Any] = attrs.Factory(dict)
 
@@ -163,8 +169,8 @@ class SnmpCommand:
 class SnmpCommandResult:
     """Event ``snmp.command.result.<graphid>``: the values read or an error."""
 
-    pollerId: str
-    nodeId: str
+    pollerId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
+    nodeId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
     result: Any
     timestamp: str
     error: str | None = None
@@ -175,8 +181,8 @@ class SnmpCommandResult:
 class PollerAlert:
     """Event ``poller.alert.<graphid>``: a poll matched an alert rule or a state changed."""
 
-    pollerId: str
-    nodeId: str
+    pollerId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
+    nodeId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
     kind: AlertKind
     severity: Severity
     message: str
@@ -309,11 +315,20 @@ POLLER_ALERT = KeyDef(
 )
 
 
+def _same(field: str, in_key: str, in_payload: str) -> None:
+    """Refuse a payload that names another target than its routing key (a misroute)."""
+    if in_key != in_payload:
+        raise ValueError(
+            f"the routing key names {field} {in_key!r} but the payload names {in_payload!r}"
+        )
+
+
 class TaskClient(Client):
     """Talks to tasks, jobs and pollers: ``await TaskClient(rt).request_profile(node_id)``."""
 
     async def run(self, task_id: str, task: RunTask) -> None:
-        """Tell whoever serves ``task_id`` to run it."""
+        """Tell whoever serves ``task_id`` to run it; ``task.taskId`` must be ``task_id``."""
+        _same("taskId", check_id(task_id, "taskid"), task.taskId)
         await self._publish(RUN, task, taskid=task_id)
 
     async def cancel(
@@ -346,9 +361,15 @@ class TaskClient(Client):
         await self._publish(RESPOND_COMMANDS, Result(body), id=node_id)
 
     async def get_boot_profile(self, node_id: str) -> BootProfile:
-        """The TFTP boot file (and profile URL) for the node."""
-        reply: BootProfile = await self._call(GET_BOOT_PROFILE, {}, BootProfile, nodeid=node_id)
-        return reply
+        """The TFTP boot file (and profile URL) for the node.
+
+        A responder may also reply with the boot file's name alone, as RackHD's
+        protocol would have (``Result {value: "monorail.ipxe"}``).
+        """
+        reply: BootProfile | str = await self._call(
+            GET_BOOT_PROFILE, {}, BootProfile | str, nodeid=node_id
+        )
+        return BootProfile(reply) if isinstance(reply, str) else reply
 
     async def active_task_exists(self, node_id: str) -> ActiveTask | None:
         """The task running against the node, or ``None`` when there is none."""
@@ -372,13 +393,16 @@ class TaskClient(Client):
         return entries
 
     async def ipmi_command(self, command: str, graph_id: str, msg: IpmiCommand) -> None:
-        """Ask the IPMI executor of the poller graph to run one poll."""
+        """Ask the IPMI executor of the poller graph to run one poll; ``msg.command`` is
+        ``command``."""
+        _same("command", check_id(command, "command"), msg.command)
         await self._publish(IPMI_COMMAND, msg, command=command, graphid=graph_id)
 
     async def ipmi_command_result(
         self, command: str, graph_id: str, result: IpmiCommandResult
     ) -> None:
-        """Announce the outcome of an IPMI poll."""
+        """Announce the outcome of an IPMI poll; ``result.command`` is ``command``."""
+        _same("command", check_id(command, "command"), result.command)
         await self._publish(IPMI_COMMAND_RESULT, result, command=command, graphid=graph_id)
 
     async def run_snmp_command(self, graph_id: str, msg: SnmpCommand) -> None:

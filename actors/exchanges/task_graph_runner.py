@@ -26,6 +26,9 @@ value itself. Definitions use RackHD's graph and task formats unchanged.
   ``{graphId}`` and replies with the properties the graph's finished tasks
   have accumulated so far (e.g. ``{"os": {"linux": {"type": "microkernel"}}}``).
 
+Graph ids, instance ids and targets (node ids) are checked like ids in keys
+when a payload is built or decoded.
+
 Graph status is ``pending``, ``running``, ``paused``, ``succeeded``, ``failed``
 or ``cancelled``; task state is ``pending``, ``running``, ``succeeded``,
 ``failed``, ``timeout`` or ``cancelled``.
@@ -39,7 +42,7 @@ import attrs
 
 from runtime import message
 
-from ..convention import Client, ExchangeDef, KeyDef, Kind
+from ..convention import ID_FIELD, Client, ExchangeDef, KeyDef, Kind, valid_id, valid_optional_id
 
 NAME = "on.task-graph-runner"
 
@@ -86,7 +89,8 @@ class RunTaskGraph:
 
     name: str
     options: dict[str, Any] = attrs.Factory(dict)
-    target: str | None = None
+    target: str | None = attrs.field(default=None, validator=valid_optional_id, metadata=ID_FIELD)
+    """The node id the graph runs against."""
 
 
 @message("TaskState")
@@ -103,10 +107,10 @@ class TaskState:
 class GraphInstance:
     """A graph run and the state of its tasks, keyed by task id."""
 
-    instanceId: str
+    instanceId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
     name: str
     status: GraphStatus
-    target: str | None = None
+    target: str | None = attrs.field(default=None, validator=valid_optional_id, metadata=ID_FIELD)
     tasks: dict[str, TaskState] = attrs.Factory(dict)
 
 
@@ -115,7 +119,7 @@ class GraphInstance:
 class CancelTaskGraph:
     """Request of ``cancelTaskGraph``."""
 
-    graphId: str
+    graphId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
 
 
 @message("PauseTaskGraph")
@@ -123,7 +127,7 @@ class CancelTaskGraph:
 class PauseTaskGraph:
     """Request of ``pauseTaskGraph``."""
 
-    graphId: str
+    graphId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
 
 
 @message("ResumeTaskGraph")
@@ -131,7 +135,7 @@ class PauseTaskGraph:
 class ResumeTaskGraph:
     """Request of ``resumeTaskGraph``."""
 
-    graphId: str
+    graphId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
 
 
 @message("GetTaskGraphProperties")
@@ -139,7 +143,7 @@ class ResumeTaskGraph:
 class GetTaskGraphProperties:
     """Request of ``getTaskGraphProperties``."""
 
-    graphId: str
+    graphId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
 
 
 GET_TASK_GRAPH_LIBRARY = KeyDef(

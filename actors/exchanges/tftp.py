@@ -2,8 +2,9 @@
 
 The conventions define nothing on this exchange and RackHD never used it. The
 TFTP server reports transfers on ``on.events`` instead (``tftp.success.<node>``
-and ``tftp.failure.<node>``, see ``events``). The exchange is still declared so
-that every exchange of the conventions exists on the broker.
+and ``tftp.failure.<node>``, see ``events``). The definition keeps the exchange
+in the list of nine (``rackbus exchanges``); the AMQP bus declares an exchange
+(durable, topic) when something first binds or publishes on it.
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ from tests.strategies import json_values
 
 
 objects = st.dictionaries(st.text(max_size=8), json_values(), max_size=4)
-ids = st.text(max_size=20)
+ids = st.from_regex(r"[A-Za-z0-9_\-:@]{1,20}", fullmatch=True)
+optional_ids = st.none() | ids
 optional_text = st.none() | st.text(max_size=20)
 timestamps = st.datetimes().map(lambda d: d.isoformat() + "Z")
 
@@ -59,7 +60,7 @@ STRATEGIES: dict[type, st.SearchStrategy[Any]] = {
     g.GraphFilter: st.builds(g.GraphFilter, objects),
     g.DefineTaskGraph: st.builds(g.DefineTaskGraph, objects),
     g.DefineTask: st.builds(g.DefineTask, objects),
-    g.RunTaskGraph: st.builds(g.RunTaskGraph, ids, objects, optional_text),
+    g.RunTaskGraph: st.builds(g.RunTaskGraph, ids, objects, optional_ids),
     g.TaskState: st.builds(
         g.TaskState, st.sampled_from(["pending", "running", "succeeded", "failed"]), ids
     ),
@@ -73,7 +74,7 @@ STRATEGIES[g.GraphInstance] = st.builds(
     ids,
     ids,
     st.sampled_from(["pending", "running", "paused", "succeeded", "failed", "cancelled"]),
-    optional_text,
+    optional_ids,
     st.dictionaries(ids, STRATEGIES[g.TaskState], max_size=3),
 )
 
