@@ -100,6 +100,8 @@ async def serve(
     where = "the in-memory bus" if amqp is None else f"RabbitMQ at {bus}"
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with Runtime(bus, name="rackbus") as runtime:
+            for exchange in ALL:  # as RackHD's services did, so any may bind first
+                await bus.declare(exchange.name)
             store = SqliteConfigStore(state_dir / "config.sqlite3")
             await runtime.spawn(
                 ConfigurationService, store, key=SERVICE_KEY, restart=Restart.PERMANENT

@@ -3,7 +3,7 @@
 The broker connection is ``AmqpConnection``, native to Trio (its docstring
 gives the measurements behind that choice). Topology and delivery:
 
-* the exchanges are durable topic exchanges, declared on first use;
+* the exchanges are durable topic exchanges, declared on first use (or by ``declare``);
 * one consumer queue per process (durable, named after the runtime, deleted
   on a clean stop and expiring ``queue_expires`` seconds after a crash); every
   local binding adds an AMQP binding to it (shared by equal patterns), and
@@ -410,6 +410,11 @@ class AmqpBus(Bus):
             connection.abort()
 
     # -- bindings --------------------------------------------------------------------
+
+    async def declare(self, exchange: str) -> None:
+        """Declare ``exchange`` (durable, topic) on the broker now, and again on every reconnect;
+        bind and publish do it on first use anyway."""
+        await self._declare(exchange)
 
     async def _declare(self, exchange: str) -> None:
         if exchange not in self._declared:

@@ -117,6 +117,12 @@ class Bus(abc.ABC):
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release every resource; bindings are gone afterwards."""
 
+    async def declare(self, exchange: str) -> None:
+        """Make ``exchange`` exist, before anything binds or publishes on it (services of other
+        processes may bind first); invalid names raise ``ValueError``. In one process exchanges
+        need no declaring, so this only checks the name."""
+        check_exchange(exchange)
+
     @abc.abstractmethod
     async def bind(self, exchange: str, pattern: str, consumer: Consumer) -> Binding:
         """Deliver messages whose key matches ``pattern`` on ``exchange`` to ``consumer``."""

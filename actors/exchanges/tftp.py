@@ -3,8 +3,8 @@
 The conventions define nothing on this exchange and RackHD never used it. The
 TFTP server reports transfers on ``on.events`` instead (``tftp.success.<node>``
 and ``tftp.failure.<node>``, see ``events``). The definition keeps the exchange
-in the list of nine (``rackbus exchanges``); the AMQP bus declares an exchange
-(durable, topic) when something first binds or publishes on it.
+in the list of nine (``rackbus exchanges``), all of which ``rackbus serve``
+declares (durable, topic) at start, as RackHD's services did.
 """
 
 from __future__ import annotations

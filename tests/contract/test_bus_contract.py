@@ -122,6 +122,17 @@ async def test_bad_names_are_refused(clock, bus: Bus) -> None:
         await bus.publish(EX, "y" * 256, 1)
 
 
+async def test_declare_refuses_bad_names_and_takes_good_ones_twice(clock, bus: Bus) -> None:
+    with pytest.raises(ValueError, match="exchange"):
+        await bus.declare("bad exchange!")
+    await bus.declare(EX)
+    await bus.declare(EX)
+    inbox = Inbox()
+    await inbox.bind(bus, EX, "k")
+    await bus.publish(EX, "k", 1)
+    await inbox.wait_for(1)
+
+
 async def test_call_returns_the_reply(clock, bus: Bus) -> None:
     server = Inbox(answer=lambda p: {"echo": p["n"] + 1})
     await server.bind(bus, EX, "methods.echo")

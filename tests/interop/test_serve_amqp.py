@@ -8,12 +8,17 @@ import signal
 import subprocess
 import sys
 
+import pika
+import pika.exceptions
 import trio
+
+from actors.exchanges import ALL
 
 from .processes import close_process
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 async def test_serve_on_rabbitmq_until_sigterm(tmp_path: pathlib.Path) -> None:
@@ -73,3 +78,51 @@ def test_an_unreachable_broker_fails_start_up_naming_the_url_without_the_passwor
     assert done.returncode == 2
     assert "cannot connect to amqp://admin:***@127.0.0.1:1/" in done.stderr
     assert "hunter2secret" not in done.stderr + done.stdout
+
+
+async def test_serve_declares_all_nine_exchanges_at_start(tmp_path: pathlib.Path) -> None:
+    names = [exchange.name for exchange in ALL]
+    await trio.to_thread.run_sync(_delete_exchanges, names)
+    assert await trio.to_thread.run_sync(_existing, names) == set()
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "actors.cli", "serve", "--state-dir", str(tmp_path),
+         "--amqp", "amqp://guest:guest@127.0.0.1:5672/"],
+        stderr=subprocess.PIPE,
+        env=ENV,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    log = b""
+    try:
+        with trio.fail_after(60):
+            while b"ready" not in log:
+                chunk = await proc.stderr.receive_some()
+                assert chunk, log.decode()
+                log += chunk
+            declared = await trio.to_thread.run_sync(_existing, names)
+            proc.send_signal(signal.SIGTERM)
+            assert await proc.wait() == 0
+    finally:
+        await close_process(proc)
+    assert declared == set(names)
+
+
+def _delete_exchanges(names: list[str]) -> None:
+    with pika.BlockingConnection(pika.URLParameters(BROKER)) as connection:
+        channel = connection.channel()
+        for name in names:
+            channel.exchange_delete(name)
+
+
+def _existing(names: list[str]) -> set[str]:
+    """The exchanges among ``names`` that exist on the broker (a passive declare each)."""
+    found = set()
+    with pika.BlockingConnection(pika.URLParameters(BROKER)) as connection:
+        for name in names:
+            channel = connection.channel()
+            try:
+                channel.exchange_declare(name, passive=True)
+            except pika.exceptions.ChannelClosedByBroker:
+                continue
+            found.add(name)
+            channel.close()
+    return found
