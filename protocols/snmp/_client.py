@@ -4,7 +4,9 @@ The asyncio loop: :class:`SnmpClient` is an async context manager. On entry it u
 trio-asyncio loop of the calling task if there is one, and otherwise opens its own with
 ``trio_asyncio.open_loop()`` for the life of the block. Each request is one ``aio_as_trio``
 crossing, bounded by a semaphore (pysnmp loses answers with hundreds in flight) and by a Trio
-deadline a little longer than pysnmp's own timeout-and-retries budget.
+deadline a little longer than pysnmp's own timeout-and-retries budget. A target's first
+request first resolves its address (under the same kind of deadline) and registers it with
+the engine, which is local work and does not use up the request's time.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import trio
 import trio_asyncio  # type: ignore[import-untyped, unused-ignore]
 from pysnmp.hlapi.v3arch import asyncio as _hl  # type: ignore[import-untyped, unused-ignore]
 
-from ._auth import AuthProtocol, CommunityAuth, PrivProtocol, SnmpTarget, UsmAuth
+from . import _pysnmp
+from ._auth import CommunityAuth, SnmpTarget, UsmAuth
 from ._convert import ConversionError, varbind_from_pysnmp
 from ._errors import (
     SnmpClientError,
@@ -42,34 +45,6 @@ DEFAULT_MAX_ROWS = 100_000
 DEFAULT_MAX_IN_FLIGHT = 50
 #: Extra time the Trio deadline allows beyond pysnmp's own timeout * (retries + 1).
 _DEADLINE_SLACK = 0.5
-
-_AUTH_PROTOCOLS = {
-    AuthProtocol.MD5: _hl.USM_AUTH_HMAC96_MD5,
-    AuthProtocol.SHA: _hl.USM_AUTH_HMAC96_SHA,
-    AuthProtocol.SHA224: _hl.USM_AUTH_HMAC128_SHA224,
-    AuthProtocol.SHA256: _hl.USM_AUTH_HMAC192_SHA256,
-    AuthProtocol.SHA384: _hl.USM_AUTH_HMAC256_SHA384,
-    AuthProtocol.SHA512: _hl.USM_AUTH_HMAC384_SHA512,
-}
-_PRIV_PROTOCOLS = {
-    PrivProtocol.DES: _hl.USM_PRIV_CBC56_DES,
-    PrivProtocol.TRIPLE_DES: _hl.USM_PRIV_CBC168_3DES,
-    PrivProtocol.AES128: _hl.USM_PRIV_CFB128_AES,
-    PrivProtocol.AES192: _hl.USM_PRIV_CFB192_AES,
-    PrivProtocol.AES256: _hl.USM_PRIV_CFB256_AES,
-}
-
-
-def _pysnmp_auth(auth: CommunityAuth | UsmAuth) -> Any:
-    if isinstance(auth, CommunityAuth):
-        return _hl.CommunityData(auth.community, mpModel=1)
-    return _hl.UsmUserData(
-        auth.user,
-        authKey=auth.auth_key,
-        privKey=auth.priv_key,
-        authProtocol=_AUTH_PROTOCOLS[auth.auth_protocol] if auth.auth_key else _hl.USM_AUTH_NONE,
-        privProtocol=_PRIV_PROTOCOLS[auth.priv_protocol] if auth.priv_key else _hl.USM_PRIV_NONE,
-    )
 
 
 class SnmpClient:
@@ -98,7 +73,9 @@ class SnmpClient:
         self._stack: contextlib.AsyncExitStack | None = None
         self._engine: Any = None
         self._transports: dict[tuple[str, int, float, int], Any] = {}
-        self._auths: dict[CommunityAuth | UsmAuth, Any] = {}
+        self._resolving: dict[tuple[str, int, float, int], trio.Event] = {}
+        self._target_names: dict[tuple[CommunityAuth | UsmAuth, str, int, float, int], str] = {}
+        self._users: dict[str, UsmAuth] = {}
         self._loop: Any = None
 
     async def _aio(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -138,13 +115,20 @@ class SnmpClient:
     def _close_engine(self) -> None:
         engine, self._engine = self._engine, None
         self._transports.clear()
+        self._target_names.clear()
+        self._users.clear()
         if engine is not None:
             engine.close_dispatcher()
 
     async def _transport(self, target: SnmpTarget, timeout: float, retries: int) -> Any:
+        """pysnmp's transport target for the agent, resolved once: concurrent first requests
+        to one agent wait for a single resolution (and so register together afterwards)."""
         key = (target.host, target.port, timeout, retries)
+        while (resolving := self._resolving.get(key)) is not None:
+            await resolving.wait()
         transport = self._transports.get(key)
         if transport is None:
+            self._resolving[key] = resolving = trio.Event()
             try:
                 transport = await self._aio(
                     _hl.UdpTransportTarget.create,
@@ -155,12 +139,38 @@ class SnmpClient:
             except Exception as exc:
                 message = redact(f"cannot resolve {target.host!r}: {exc}", target.auth.secrets)
                 raise TransportError(message, agent=target.describe()) from None
+            finally:
+                del self._resolving[key]
+                resolving.set()
             self._transports[key] = transport
         return transport
 
+    async def _target_name(self, target: SnmpTarget, timeout: float, retries: int) -> str:
+        """The engine's name for ``target`` with these retransmission settings, registered
+        on first use (and again when a v3 user's keys change, as the engine holds one set).
+
+        Registering writes rows into pysnmp's configuration tables (about 10 ms for a new
+        community) and makes pysnmp rebuild its lookup maps on the next message. It is done
+        once per target, before taking an in-flight slot and outside the request's deadline,
+        so that a burst of new targets registers together instead of in between the requests
+        already out, and none of them times out for it.
+        """
+        auth = target.auth
+        key = (auth, target.host, target.port, timeout, retries)
+        name = self._target_names.get(key)
+        stale = isinstance(auth, UsmAuth) and self._users.get(auth.user, auth) != auth
+        if name is None or stale:
+            with trio.fail_after(timeout * (retries + 1) + _DEADLINE_SLACK):
+                transport = await self._transport(target, timeout, retries)
+            name = await self._aio(_pysnmp.register, self._engine, auth, transport)
+            self._target_names[key] = name
+            if isinstance(auth, UsmAuth):
+                self._users[auth.user] = auth
+        return name
+
     async def _request(
         self,
-        command: Any,
+        generator: Any,
         target: SnmpTarget,
         pdu_args: Sequence[Any],
         oids: Sequence[Oid],
@@ -174,23 +184,18 @@ class SnmpClient:
         per_try = self._timeout if timeout is None else timeout
         secrets = target.auth.secrets
         agent = redact(target.describe(), secrets)
-        auth = self._auths.get(target.auth)
-        if auth is None:
-            auth = self._auths[target.auth] = _pysnmp_auth(target.auth)
-        objects = [_hl.ObjectType(_hl.ObjectIdentity(str(oid))) for oid in oids]
         try:
+            name = await self._target_name(target, per_try, tries - 1)
             with trio.fail_after(per_try * tries + _DEADLINE_SLACK):
                 async with self._in_flight:
-                    transport = await self._transport(target, per_try, tries - 1)
                     indication, status, index, varbinds = await self._aio(
-                        command,
+                        _pysnmp.send,
                         self._engine,
-                        auth,
-                        transport,
-                        _hl.ContextData(contextName=target.context),
-                        *pdu_args,
-                        *objects,
-                        lookupMib=False,
+                        generator,
+                        name,
+                        target.context,
+                        pdu_args,
+                        oids,
                     )
         except trio.TooSlowError:
             raise Timeout(f"no answer within {per_try * tries:g} s", agent=agent) from None
@@ -223,7 +228,7 @@ class SnmpClient:
     ) -> tuple[VarBind, ...]:
         """GET: one varbind per OID, in order; missing ones carry the no-such markers."""
         parsed = [Oid.parse(o) for o in oids]
-        return await self._request(_hl.get_cmd, target, (), parsed, timeout, retries)
+        return await self._request(_pysnmp.GET, target, (), parsed, timeout, retries)
 
     async def get_next(
         self,
@@ -234,7 +239,7 @@ class SnmpClient:
     ) -> tuple[VarBind, ...]:
         """GETNEXT: for each OID, the first one after it (or ``EndOfMibView``)."""
         parsed = [Oid.parse(o) for o in oids]
-        return await self._request(_hl.next_cmd, target, (), parsed, timeout, retries)
+        return await self._request(_pysnmp.NEXT, target, (), parsed, timeout, retries)
 
     async def walk(
         self,
@@ -259,7 +264,7 @@ class SnmpClient:
         current = base
         while True:
             batch = await self._request(
-                _hl.bulk_cmd, target, (0, repetitions), [current], timeout, retries
+                _pysnmp.BULK, target, (0, repetitions), [current], timeout, retries
             )
             if not batch:
                 return tuple(rows)
