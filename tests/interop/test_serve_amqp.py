@@ -15,6 +15,7 @@ import trio
 from actors.exchanges import ALL
 
 from .processes import close_process
+from .test_serve_services import Serving
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -84,25 +85,10 @@ async def test_serve_declares_all_nine_exchanges_at_start(tmp_path: pathlib.Path
     names = [exchange.name for exchange in ALL]
     await trio.to_thread.run_sync(_delete_exchanges, names)
     assert await trio.to_thread.run_sync(_existing, names) == set()
-    proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "actors.cli", "serve", "--state-dir", str(tmp_path),
-         "--amqp", "amqp://guest:guest@127.0.0.1:5672/"],
-        stderr=subprocess.PIPE,
-        env=ENV,
-    )  # fmt: skip
-    assert proc.stderr is not None
-    log = b""
-    try:
-        with trio.fail_after(60):
-            while b"ready" not in log:
-                chunk = await proc.stderr.receive_some()
-                assert chunk, log.decode()
-                log += chunk
-            declared = await trio.to_thread.run_sync(_existing, names)
-            proc.send_signal(signal.SIGTERM)
-            assert await proc.wait() == 0
-    finally:
-        await close_process(proc)
+    argv = [sys.executable, "-m", "actors.cli", "serve", "--state-dir", str(tmp_path),
+            "--amqp", BROKER]  # fmt: skip
+    async with Serving(argv):
+        declared = await trio.to_thread.run_sync(_existing, names)
     assert declared == set(names)
 
 
