@@ -61,6 +61,10 @@ class FileSource:
         self.readinto: Callable[[memoryview], int] = file.readinto
         self.size: int | None = size
 
+    def fileno(self) -> int:
+        """The file's descriptor, for a sender that reads it directly (``pread``)."""
+        return self._file.fileno()
+
     def close(self) -> None:
         self._file.close()
 

@@ -60,6 +60,11 @@ from collections.abc import Callable, Sequence
 import trio
 
 from ._errors import ErrorCode
+
+try:
+    from ._lockstep import PUMP_IDLE, PUMP_READ_FAILED, PUMP_SEND_BLOCKED
+except ImportError:  # no compiled sender: ``ServerTransfer.lane`` is always ``None``
+    PUMP_IDLE = PUMP_READ_FAILED = PUMP_SEND_BLOCKED = 0
 from ._server_transfer import ServerTransfer, TransferState
 from ._window import Datagrams
 
@@ -87,6 +92,7 @@ class Session:
     """
 
     __slots__ = (
+        "awaits_lane",
         "calm",
         "closing",
         "deadline",
@@ -98,6 +104,7 @@ class Session:
         "hold",
         "linger",
         "pending",
+        "pump",
         "receive",
         "recv_into",
         "send",
@@ -122,6 +129,9 @@ class Session:
         self.recv_into = sock.recv_into
         self.send = sock.send
         self.receive = engine.receive
+        #: the compiled sender's ``pump`` once a lock-step file read transfers (see ``lane``)
+        self.pump: Callable[..., int] | None = None
+        self.awaits_lane = engine.compiled
         self.linger = linger
         self.first = first
         self.hold = hold
@@ -258,6 +268,16 @@ class DataPlane:
                     if self._other_event(fd, mask, session, now):
                         return
                     continue
+                pump = session.pump
+                if pump is not None:  # the compiled sender answers plain ACKs itself
+                    try:
+                        code = pump(fd, buffer, len(sessions) == 1, BURST, CALM)
+                    except OSError as exc:
+                        self._recv_failed(session, exc)
+                        continue
+                    if code != PUMP_IDLE:
+                        self._pumped(session, code, now)
+                    continue
                 burst = BURST
                 while True:
                     try:
@@ -281,6 +301,8 @@ class DataPlane:
                         self._ended(session, out)
                         break
                     session.deadline = deadline
+                    if session.awaits_lane:  # a compiled sender, past the OACK now?
+                        self._take_lane(session)
                     if out:
                         if len(out) == 1:
                             try:
@@ -304,6 +326,41 @@ class DataPlane:
                 _, _, session = heapq.heappop(timers)
                 if get(session.fd) is session:
                     self._expire(session, now)
+
+    @staticmethod
+    def _take_lane(session: Session) -> None:
+        if session.awaits_lane and (pump := session.engine.lane()) is not None:
+            session.pump = pump
+            session.awaits_lane = False
+
+    def _pumped(self, session: Session, code: int, now: float) -> None:
+        """What the compiled sender's ``pump`` handed back: a datagram for the engine (its
+        length), the end of the transfer, a block a full send buffer refused, a failed read."""
+        if code >= 0:
+            self._received(session, memoryview(self._buffer)[:code], now)
+            return
+        if code == PUMP_READ_FAILED:
+            self._fail(session, "server error: OSError")
+            return
+        out, session.deadline = session.engine.settle()
+        if session.deadline is None:
+            self._ended(session, out)
+        elif code == PUMP_SEND_BLOCKED:
+            self._send(session, session.engine.in_flight())
+
+    def _received(self, session: Session, datagram: memoryview, now: float) -> None:
+        """One datagram through the engine, off the hot path."""
+        try:
+            out, deadline = session.receive(datagram, now)
+        except Exception as exc:
+            self._fail(session, exc)
+            return
+        if deadline is None:
+            self._ended(session, out)
+            return
+        session.deadline = deadline
+        self._send(session, out)
+        self._take_lane(session)
 
     def _other_event(self, fd: int, mask: int, session: Session | None, now: float) -> bool:
         """Off the hot path: the wake-up descriptor, a writable socket, a dallying session.
@@ -369,6 +426,7 @@ class DataPlane:
                 self._arm(session, session.deadline)
             else:
                 self._step(session, session.engine.start, now)
+                self._take_lane(session)
         for session in cancels:
             if not session.stopped:
                 self._fail(session, "cancelled")
@@ -381,6 +439,8 @@ class DataPlane:
     def _expire(self, session: Session, now: float) -> None:
         """A timer fired: one heap entry per session, re-armed lazily to the current deadline
         (deadlines only move later while a transfer progresses, so no entry is pushed per block)."""
+        if session.pump is not None:  # ``pump`` moves the sender's deadline without telling
+            _, session.deadline = session.engine.settle()
         deadline = session.deadline
         if deadline is not None and deadline > now:
             self._arm(session, deadline)

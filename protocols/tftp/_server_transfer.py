@@ -8,11 +8,19 @@ it was handed passes. Nothing here reads a clock or touches a socket.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 
 from ._errors import ContentError, ErrorCode, LocalProtocolError, MalformedPacket
-from ._options import NegotiationLimits, negotiate
+from ._options import NegotiationLimits, TransferOptions, negotiate
 from ._packets import Ack, Data, Error, OptionAck, ReadRequest, WriteRequest, decode, encode
 from ._window import BlockReceiver, BlockSender, BlockSink, BlockSource, Datagrams
+
+try:
+    from ._lockstep import LockstepSender
+except ImportError:  # built without a C compiler: every read runs on ``BlockSender``
+    COMPILED = False
+else:
+    COMPILED = True
 
 #: What every engine call returns: datagrams to send now, and when to call ``timeout`` next
 #: (``None`` once the transfer is over).
@@ -47,6 +55,16 @@ def check_request(request: ReadRequest | WriteRequest) -> None:
         raise ContentError(
             ErrorCode.ILLEGAL_OPERATION, f"mode {mode!r} not supported, use octet (binary)"
         )
+
+
+def _sender(
+    source: BlockSource, options: TransferOptions, retries: int
+) -> BlockSender | LockstepSender:
+    """The compiled lock-step sender for a file read one block at a time, else ``BlockSender``."""
+    fileno = getattr(source, "fileno", None)
+    if not COMPILED or options.windowsize != 1 or fileno is None:
+        return BlockSender(source, options, retries=retries)
+    return LockstepSender(fileno(), options.blksize, options.timeout, retries)
 
 
 class ServerTransfer:
@@ -92,7 +110,7 @@ class ServerTransfer:
             and (tsize > limits.max_tsize)
         ):
             raise ContentError(ErrorCode.DISK_FULL, f"{tsize} octets is over the limit")
-        self._sender = BlockSender(source, self.options, retries=retries) if source else None
+        self._sender = None if source is None else _sender(source, self.options, retries)
         self._receiver: BlockReceiver | None = None
         if sink is not None:
             self._receiver = BlockReceiver(sink, self.options, retries=retries, now=0.0)
@@ -128,6 +146,29 @@ class ServerTransfer:
             return self._sender.start(now), self._sender.deadline
         assert self._receiver is not None
         return [encode(Ack(0))], self._receiver.deadline
+
+    def lane(self) -> Callable[..., int] | None:
+        """The compiled sender's ``pump`` while a lock-step read of a file is transferring (see
+        ``LockstepSender``), else ``None``; the caller hands every other datagram to ``receive``
+        and calls ``settle`` once the pump reports the transfer done."""
+        if self.state is TransferState.TRANSFERRING and self.compiled:
+            assert isinstance(self._sender, LockstepSender)
+            return self._sender.pump
+        return None
+
+    @property
+    def compiled(self) -> bool:
+        """The read runs on the compiled ``LockstepSender`` (see ``lane``)."""
+        return COMPILED and isinstance(self._sender, LockstepSender)
+
+    def in_flight(self) -> Datagrams:
+        """The compiled sender's block in flight, to send again when ``pump`` could not."""
+        assert isinstance(self._sender, LockstepSender)
+        return self._sender.current()
+
+    def settle(self) -> Step:
+        """After ``pump`` moved blocks: the state and deadline the sender is in now."""
+        return self._check([])
 
     def _fail(self, code: int, message: str, send: bool) -> Step:
         self.state = TransferState.FAILED

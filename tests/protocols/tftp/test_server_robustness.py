@@ -183,6 +183,7 @@ class EndingEngine:
         self.state = TransferState.TRANSFERRING
         self.error: tuple[int, str] | None = None
         self.finished = False
+        self.compiled = False
         self.options = TransferOptions(timeout=5.0)
 
     def start(self, now: float) -> tuple[list[bytes], float | None]:
