@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 # (busybox udhcpc, dhclient, perfdhcp from kea-admin) in network namespaces
 # (iproute2), TFTP clients (curl, tftp-hpa, atftp), IPMI (ipmitool, OpenIPMI's
 # ipmi_sim) and SNMP (net-snmp's snmpd and tools); the benchmarks' baselines
-# (kea-dhcp4-server, tftpd-hpa) come along so that `python -m benchmarks` runs.
+# (kea-dhcp4-server, tftpd-hpa) come along so that `python -m benchmarks` runs;
+# gcc and the Python headers build the TFTP server's compiled sender, which a test requires.
 SYSTEM_PACKAGES=(
-    rabbitmq-server iproute2 busybox isc-dhcp-client kea-admin curl tftp-hpa atftp
+    gcc python3-dev rabbitmq-server iproute2 busybox isc-dhcp-client kea-admin curl tftp-hpa atftp
     ipmitool openipmi snmpd snmp kea-dhcp4-server tftpd-hpa
 )
 AMQP_PORT=5672

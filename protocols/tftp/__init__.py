@@ -1,6 +1,7 @@
 """TFTP (RFC 1350, options RFC 2347/2348/2349/7440): a sans-I/O codec and transfer engines for
 both ends, content roots no request can escape, and a Trio server whose blocks move in one
-worker thread.
+worker thread. A lock-step read of a file runs on a compiled sender (``_lockstep.c``) when the
+extension is built; ``BlockSender`` is its reference, and the only sender without it.
 
 Only ``octet`` mode is served; ``netascii`` requests are refused with ILLEGAL_OPERATION.
 """

@@ -35,8 +35,16 @@ alternated in one session: 10.6-13.5 us before, 8.9-10.3 us after (55-66 MB/s be
 after); many clients are unchanged. The price: while the lone client is silent, a new session, a
 cancel or ``stop`` waits up to ``LONE_WAIT`` (the timeout then counts as a missed guess).
 
+The compiled sender: a lock-step read of a file (windowsize 1, the PXE and curl case) runs on
+``LockstepSender`` (``_lockstep.c``), whose ``pump`` receives, answers plain ACKs (reading the
+file with ``pread``) and sends, guessing receives as above, without the interpreter; whatever is
+not a plain ACK, a full send buffer, the end and the timers come back here and to the engine.
+100 concurrent curl clients, same runs, alternating: 14.8 us of server CPU per block with
+``BlockSender``, 10.1-11.2 us with it.
+
 The engines (``ServerTransfer``) are the same objects the property tests check; the thread only
-moves datagrams between them and the sockets, so no protocol logic is repeated here. ``send`` and
+moves datagrams between them and the sockets, so no protocol logic is repeated here (the compiled
+sender is checked against ``BlockSender`` event for event). ``send`` and
 the engine's block reads release the GIL, and the Trio thread is idle while blocks flow.
 
 Ownership: once handed over, a session's socket is used only by the worker until the worker

@@ -30,6 +30,19 @@ class Sink:
         return self.buffer.getvalue()
 
 
+class FileBacked:
+    """A source read through its descriptor only, as the compiled lock-step sender reads."""
+
+    def __init__(self, fileno: int) -> None:
+        self._fileno = fileno
+
+    def fileno(self) -> int:
+        return self._fileno
+
+    def readinto(self, buffer: memoryview) -> int:
+        raise AssertionError("a file-backed source is read through its descriptor")
+
+
 class Link:
     """Delivers datagrams after a delay, dropping and duplicating some, so order varies."""
 
@@ -67,8 +80,10 @@ def run_read(
     retries: int = 5,
     timeout: float = 1.0,
     give_up: float = 10_000.0,
+    fileno: int | None = None,
 ) -> tuple[ClientTransfer, ServerTransfer | None, Sink, float]:
-    """Download ``data`` through the link; returns both engines, the sink and the end time."""
+    """Download ``data`` through the link; returns both engines, the sink and the end time.
+    With ``fileno`` (a file holding ``data``) the server reads the file, not the bytes."""
     link = Link(seed, drop=drop, duplicate=duplicate, jitter=jitter)
     options = {}
     if blksize is not None:
@@ -95,7 +110,7 @@ def run_read(
                 packet = decode(datagram)
                 if isinstance(packet, ReadRequest | WriteRequest):
                     if server is None:  # later copies went to the well-known port: ignored
-                        source = BytesSource(data)
+                        source = BytesSource(data) if fileno is None else FileBacked(fileno)
                         server = ServerTransfer(
                             packet, source=source, size=len(data), retries=retries
                         )
