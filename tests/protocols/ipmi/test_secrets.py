@@ -43,6 +43,10 @@ def test_credentials_never_show_the_password(username: str, password: str) -> No
 def test_errors_never_contain_the_password(
     password: str, before: str, after: str, code: int
 ) -> None:
+    # the neutral stand-in must not occur in the text around the secret, or the template
+    # redacts more than the real run does (a "\x00" after the secret is shown as "\\x00")
+    assume("\x00" not in before + after)
+
     def failures(secret: str) -> list[BaseException]:
         return [
             IpmiException(before + secret + after, code),
