@@ -121,9 +121,22 @@ static PyObject *read_error(Sender *self) {
     return PyErr_SetFromErrno(PyExc_OSError);
 }
 
+/* The buffer protocol: the datagram in flight, read-only. The buffer is never reallocated, and
+ * a view holds a reference to the sender, so a view never outlives the memory it shows. */
+static int Sender_getbuffer(Sender *self, Py_buffer *view, int flags) {
+    if (self->datagram == NULL) {
+        PyErr_SetString(PyExc_ValueError, "LockstepSender is not initialised");
+        view->obj = NULL;
+        return -1;
+    }
+    return PyBuffer_FillInfo(view, (PyObject *)self, self->datagram, self->length, 1, flags);
+}
+
+static PyBufferProcs Sender_as_buffer = {.bf_getbuffer = (getbufferproc)Sender_getbuffer};
+
 /* ``[current datagram]``: a view of the sender's buffer, valid until its next call */
 static PyObject *current_list(Sender *self) {
-    PyObject *view = PyMemoryView_FromMemory((char *)self->datagram, self->length, PyBUF_READ);
+    PyObject *view = PyMemoryView_FromObject((PyObject *)self);
     if (view == NULL)
         return NULL;
     PyObject *out = PyList_New(1);
@@ -362,6 +375,7 @@ static PyTypeObject SenderType = {
     .tp_dealloc = (destructor)Sender_dealloc,
     .tp_methods = Sender_methods,
     .tp_getset = Sender_getset,
+    .tp_as_buffer = &Sender_as_buffer,
 };
 
 static struct PyModuleDef lockstep_module = {

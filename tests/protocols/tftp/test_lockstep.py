@@ -4,6 +4,7 @@ pair; and the data plane handing it what is not a plain ACK."""
 
 from __future__ import annotations
 
+import gc
 import os
 import pathlib
 import socket
@@ -257,6 +258,16 @@ def test_pump_reports_a_failed_read(
             sender.on_timeout(time.monotonic() + 10)  # a resend reads again, and raises it
     finally:
         os.close(fd)
+
+
+def test_a_datagram_view_keeps_its_sender_alive() -> None:
+    data = os.urandom(700)
+    with file_with(data) as handle:
+        sender = LockstepSender(handle.fileno(), 512, 1.0, 3)
+        (view,) = sender.start(0.0)
+    del sender
+    gc.collect()
+    assert bytes(view) == b"\0\3\0\1" + data[:512]
 
 
 @pytest.mark.parametrize(
