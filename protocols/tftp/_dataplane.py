@@ -44,8 +44,8 @@ not a plain ACK, a full send buffer, the end and the timers come back here and t
 
 The engines (``ServerTransfer``) are the same objects the property tests check; the thread only
 moves datagrams between them and the sockets, so no protocol logic is repeated here (the compiled
-sender is checked against ``BlockSender`` event for event). ``send`` and
-the engine's block reads release the GIL, and the Trio thread is idle while blocks flow.
+sender is checked against ``BlockSender`` event for event). ``send`` and the engine's block reads
+release the GIL, and the Trio thread is idle while blocks flow.
 
 Ownership: once handed over, a session's socket is used only by the worker until the worker
 reports the session finished (``finished``, set through ``TrioToken.run_sync_soon``, batched);
@@ -68,13 +68,13 @@ from collections.abc import Callable, Sequence
 import trio
 
 from ._errors import ErrorCode
+from ._server_transfer import ServerTransfer, TransferState
+from ._window import Datagrams
 
 try:
     from ._lockstep import PUMP_IDLE, PUMP_READ_FAILED, PUMP_SEND_BLOCKED
 except ImportError:  # no compiled sender: ``ServerTransfer.lane`` is always ``None``
     PUMP_IDLE = PUMP_READ_FAILED = PUMP_SEND_BLOCKED = 0
-from ._server_transfer import ServerTransfer, TransferState
-from ._window import Datagrams
 
 _IN = select.EPOLLIN
 _OUT = select.EPOLLOUT
@@ -401,6 +401,7 @@ class DataPlane:
         """The engine is done: send its last datagrams (or hold them), then let go; what a full
         send buffer refused is sent first, when the socket is writable (or given up after one
         timeout)."""
+        session.pump = None  # from here on ``session.deadline`` is the session's own
         if session.hold and session.engine.state is TransferState.SUCCEEDED:
             session.held = [bytes(datagram) for datagram in out]
         else:
