@@ -25,6 +25,8 @@ from protocols.tftp import (
     ServerTransfer,
     TransferFailed,
     TransferOptions,
+    TransferSucceeded,
+    _server_transfer,
 )
 from protocols.tftp._lockstep import (
     PUMP_DONE,
@@ -35,7 +37,7 @@ from protocols.tftp._lockstep import (
 )
 
 from .link import run_read
-from .test_dataplane import rrq, serving
+from .test_dataplane import LossyClient, download, rrq, serving
 
 BURST, CALM = 16, 64
 
@@ -303,3 +305,19 @@ async def test_a_client_error_mid_transfer_reaches_the_engine(
     (event,) = events
     assert isinstance(event, TransferFailed) and "disk full" in event.message
     assert server.statistics().active == 0
+
+
+async def test_without_the_extension_file_reads_run_on_the_python_sender(
+    tree: tuple[pathlib.Path, pathlib.Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As an install without a C compiler runs: the same lossy download, byte-exact."""
+    monkeypatch.setattr(_server_transfer, "COMPILED", False)
+    source = DirectoryRoot(tree[0]).open_read("f1m")
+    try:
+        assert not ServerTransfer(ReadRequest("f1m", "octet", {}), source=source).compiled
+    finally:
+        source.close()
+    async with serving(tree[0], 0.05) as served:
+        client = LossyClient(3, drop=0.05, duplicate=0.3, stale=0.2)
+        await download(served, client, (tree[0] / "f1m").read_bytes(), 512, 1)
+    assert [type(event) for event in served[2]] == [TransferSucceeded]
