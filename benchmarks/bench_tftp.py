@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import shutil
 import socket
@@ -176,6 +177,8 @@ def bench(quick: bool) -> None:
         for path in root.iterdir():
             path.chmod(0o644)
 
+        compiled = importlib.util.find_spec("protocols.tftp._lockstep") is not None
+        print(f"ours: lock-step file reads on the compiled sender: {'yes' if compiled else 'NO'}")
         print(f"TFTP (a): one {big // MiB} MiB download, blksize {BLOCK}, pinned to CPU 0, curl")
         single_rate = interleaved(
             servers, root, runs, big, lambda port: single(port, root, "big.bin", work), pinned=True
