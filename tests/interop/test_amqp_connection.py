@@ -104,3 +104,38 @@ async def test_abort_ends_a_connection_at_once(nursery: trio.Nursery) -> None:
     with trio.fail_after(5):
         await connection.closed.wait()
     assert connection.error == "connection aborted"
+
+
+@pytest.mark.parametrize(
+    ("exchange", "key", "headers"),
+    [("x" * 300, "k", {}), ("", "k" * 300, {}), ("", "k", {"h": object()})],
+)
+async def test_a_publish_amqp_cannot_encode_raises_and_later_confirms_still_match(
+    nursery: trio.Nursery, exchange: str, key: str, headers: dict[str, object]
+) -> None:
+    connection = await nursery.start(AmqpConnection(address()).run, 10.0)
+    try:
+        queue = await connection.queue_declare("", exclusive=True, auto_delete=True)
+        outcomes: list[Outcome] = []
+        confirmed = trio.Event()
+
+        def on_confirm(outcome: Outcome) -> None:
+            outcomes.append(outcome)
+            confirmed.set()
+
+        with pytest.raises((TypeError, ValueError)):
+            connection.publish(
+                exchange,
+                key,
+                b"{}",
+                Basic.Properties(headers=headers),  # type: ignore[arg-type]
+                mandatory=True,
+                on_confirm=outcomes.append,
+            )
+        properties = Basic.Properties()
+        connection.publish("", queue, b"{}", properties, mandatory=True, on_confirm=on_confirm)
+        with trio.fail_after(10):
+            await confirmed.wait()  # the broker's first confirm is this publish's
+        assert outcomes == [Outcome.ACKED]
+    finally:
+        connection.abort()  # the connection is shielded: a failed test must end it
