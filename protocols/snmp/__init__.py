@@ -11,6 +11,7 @@ from ._client import (
     DEFAULT_MAX_REPETITIONS,
     DEFAULT_MAX_ROWS,
     DEFAULT_RETRIES,
+    DEFAULT_SLOT_TIMEOUT,
     DEFAULT_TIMEOUT,
     SnmpClient,
 )
@@ -18,6 +19,7 @@ from ._convert import ConversionError, from_pysnmp, to_pysnmp, varbind_from_pysn
 from ._errors import (
     ERROR_STATUS_NAMES,
     AuthenticationFailed,
+    Overloaded,
     SnmpClientError,
     SnmpError,
     Timeout,
@@ -62,6 +64,7 @@ __all__ = [
     "DEFAULT_MAX_REPETITIONS",
     "DEFAULT_MAX_ROWS",
     "DEFAULT_RETRIES",
+    "DEFAULT_SLOT_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "ERROR_STATUS_NAMES",
     "EXCEPTION_VALUES",
@@ -87,6 +90,7 @@ __all__ = [
     "Oid",
     "Opaque",
     "OperStatus",
+    "Overloaded",
     "PrivProtocol",
     "SnmpClient",
     "SnmpClientError",

@@ -2,17 +2,24 @@
 
 The asyncio loop: :class:`SnmpClient` is an async context manager. On entry it uses the
 trio-asyncio loop of the calling task if there is one, and otherwise opens its own with
-``trio_asyncio.open_loop()`` for the life of the block. Each request is one ``aio_as_trio``
-crossing, bounded by a semaphore (pysnmp loses answers with hundreds in flight) and by a Trio
-deadline a little longer than pysnmp's own timeout-and-retries budget. A target's first
-request first resolves its address (under the same kind of deadline) and registers it with
-the engine, which is local work and does not use up the request's time.
+``trio_asyncio.open_loop()`` for the life of the block.
+
+A request first waits for an in-flight slot (a semaphore: pysnmp loses answers with hundreds in
+flight), for at most ``slot_timeout`` seconds. Then it makes up to ``retries + 1`` tries, one
+``aio_as_trio`` crossing each, under a Trio deadline a little longer than
+``timeout * (retries + 1)``. pysnmp itself makes one try per crossing and never retransmits,
+so nothing is sent for a request once it is given up (at its deadline or by its caller). A
+target's first request first resolves its address (under the same kind of deadline) and
+registers it with the engine, which is local work and does not use up the request's time.
+
+On exit the engine's sockets are closed first, then the datagrams pysnmp has already read are
+handled, and only then is the engine closed: a late answer is dropped, never raised.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -24,6 +31,7 @@ from . import _pysnmp
 from ._auth import CommunityAuth, SnmpTarget, UsmAuth
 from ._convert import ConversionError, varbind_from_pysnmp
 from ._errors import (
+    Overloaded,
     SnmpClientError,
     SnmpError,
     Timeout,
@@ -43,15 +51,20 @@ DEFAULT_RETRIES = 2
 DEFAULT_MAX_REPETITIONS = 25
 DEFAULT_MAX_ROWS = 100_000
 DEFAULT_MAX_IN_FLIGHT = 50
-#: Extra time the Trio deadline allows beyond pysnmp's own timeout * (retries + 1).
+DEFAULT_SLOT_TIMEOUT = 30.0
+#: Extra time the Trio deadline allows beyond timeout * (retries + 1), for pysnmp's timer
+#: (it checks for expired tries every 0.1 s) and the crossings between Trio and asyncio.
 _DEADLINE_SLACK = 0.5
+#: How long closing waits for pysnmp to handle the datagrams it has already read.
+_CLOSE_GRACE = 1.0
 
 
 class SnmpClient:
     """Async SNMP v2c/v3 manager; use as ``async with SnmpClient() as snmp:``.
 
-    ``timeout`` (seconds per try) and ``retries`` are pysnmp's retransmission settings and
-    can be overridden per call; ``max_in_flight`` bounds concurrent requests.
+    ``timeout`` (seconds per try) and ``retries`` can be overridden per call; they cover the
+    exchange with the agent only. ``max_in_flight`` bounds concurrent requests, and a request
+    waits at most ``slot_timeout`` seconds for its turn (else :class:`Overloaded`).
     """
 
     def __init__(
@@ -62,19 +75,22 @@ class SnmpClient:
         max_repetitions: int = DEFAULT_MAX_REPETITIONS,
         max_rows: int = DEFAULT_MAX_ROWS,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        slot_timeout: float = DEFAULT_SLOT_TIMEOUT,
     ) -> None:
-        if timeout <= 0 or retries < 0 or max_repetitions < 1 or max_rows < 1:
-            raise ValueError("timeout must be positive; retries >= 0; max_* >= 1")
+        if timeout <= 0 or slot_timeout <= 0 or retries < 0 or max_repetitions < 1 or max_rows < 1:
+            raise ValueError("timeout and slot_timeout must be positive; retries >= 0; max_* >= 1")
         self._timeout = timeout
+        self._slot_timeout = slot_timeout
         self._retries = retries
         self._max_repetitions = max_repetitions
         self._max_rows = max_rows
+        self._max_in_flight = max_in_flight
         self._in_flight = trio.Semaphore(max_in_flight)
         self._stack: contextlib.AsyncExitStack | None = None
         self._engine: Any = None
-        self._transports: dict[tuple[str, int, float, int], Any] = {}
-        self._resolving: dict[tuple[str, int, float, int], trio.Event] = {}
-        self._target_names: dict[tuple[CommunityAuth | UsmAuth, str, int, float, int], str] = {}
+        self._transports: dict[tuple[str, int, float], Any] = {}
+        self._resolving: dict[tuple[str, int, float], trio.Event] = {}
+        self._target_names: dict[tuple[CommunityAuth | UsmAuth, str, int, float], str] = {}
         self._users: dict[str, UsmAuth] = {}
         self._loop: Any = None
 
@@ -95,7 +111,7 @@ class SnmpClient:
                 await stack.enter_async_context(trio_asyncio.open_loop())
             self._loop = trio_asyncio.current_loop.get()
             self._engine = _hl.SnmpEngine()
-            stack.callback(self._close_engine)
+            stack.push_async_callback(self._close_engine)
         except BaseException:
             await stack.aclose()
             raise
@@ -112,30 +128,34 @@ class SnmpClient:
         if stack is not None:
             await stack.__aexit__(exc_type, exc, tb)
 
-    def _close_engine(self) -> None:
+    async def _close_engine(self) -> None:
+        """Close pysnmp's engine so that nothing arriving meanwhile can raise: stop reading,
+        let pysnmp handle what it has read (its transports still registered), then close."""
         engine, self._engine = self._engine, None
         self._transports.clear()
         self._target_names.clear()
         self._users.clear()
-        if engine is not None:
+        if engine is None:
+            return
+        try:
+            _pysnmp.stop_receiving(engine)
+            if not self._loop.is_closed():
+                with trio.move_on_after(_CLOSE_GRACE, shield=True):
+                    await self._loop.synchronize()
+        finally:
             engine.close_dispatcher()
 
-    async def _transport(self, target: SnmpTarget, timeout: float, retries: int) -> Any:
+    async def _transport(self, target: SnmpTarget, timeout: float) -> Any:
         """pysnmp's transport target for the agent, resolved once: concurrent first requests
         to one agent wait for a single resolution (and so register together afterwards)."""
-        key = (target.host, target.port, timeout, retries)
+        key = (target.host, target.port, timeout)
         while (resolving := self._resolving.get(key)) is not None:
             await resolving.wait()
         transport = self._transports.get(key)
         if transport is None:
             self._resolving[key] = resolving = trio.Event()
             try:
-                transport = await self._aio(
-                    _hl.UdpTransportTarget.create,
-                    (target.host, target.port),
-                    timeout=timeout,
-                    retries=retries,
-                )
+                transport = await self._aio(_pysnmp.transport, target.host, target.port, timeout)
             except Exception as exc:
                 message = redact(f"cannot resolve {target.host!r}: {exc}", target.auth.secrets)
                 raise TransportError(message, agent=target.describe()) from None
@@ -145,23 +165,24 @@ class SnmpClient:
             self._transports[key] = transport
         return transport
 
-    async def _target_name(self, target: SnmpTarget, timeout: float, retries: int) -> str:
-        """The engine's name for ``target`` with these retransmission settings, registered
+    async def _target_name(self, target: SnmpTarget, timeout: float, deadline: float) -> str:
+        """The engine's name for ``target`` with this per-try timeout, registered
         on first use (and again when a v3 user's keys change, as the engine holds one set).
 
         Registering writes rows into pysnmp's configuration tables (about 10 ms for a new
         community) and makes pysnmp rebuild its lookup maps on the next message. It is done
         once per target, before taking an in-flight slot and outside the request's deadline,
         so that a burst of new targets registers together instead of in between the requests
-        already out, and none of them times out for it.
+        already out, and none of them times out for it. Resolving the address takes at most
+        ``deadline`` seconds.
         """
         auth = target.auth
-        key = (auth, target.host, target.port, timeout, retries)
+        key = (auth, target.host, target.port, timeout)
         name = self._target_names.get(key)
         stale = isinstance(auth, UsmAuth) and self._users.get(auth.user, auth) != auth
         if name is None or stale:
-            with trio.fail_after(timeout * (retries + 1) + _DEADLINE_SLACK):
-                transport = await self._transport(target, timeout, retries)
+            with trio.fail_after(deadline):
+                transport = await self._transport(target, timeout)
             name = await self._aio(_pysnmp.register, self._engine, auth, transport)
             self._target_names[key] = name
             if isinstance(auth, UsmAuth):
@@ -182,21 +203,28 @@ class SnmpClient:
             raise RuntimeError("use SnmpClient as 'async with SnmpClient() as snmp:'")
         tries = (self._retries if retries is None else retries) + 1
         per_try = self._timeout if timeout is None else timeout
+        if tries < 1 or per_try <= 0:
+            raise ValueError("timeout must be positive and retries >= 0")
         secrets = target.auth.secrets
         agent = redact(target.describe(), secrets)
+        deadline = per_try * tries + _DEADLINE_SLACK
         try:
-            name = await self._target_name(target, per_try, tries - 1)
-            with trio.fail_after(per_try * tries + _DEADLINE_SLACK):
-                async with self._in_flight:
-                    indication, status, index, varbinds = await self._aio(
-                        _pysnmp.send,
-                        self._engine,
-                        generator,
-                        name,
-                        target.context,
-                        pdu_args,
-                        oids,
-                    )
+            name = await self._target_name(target, per_try, deadline)
+            async with self._slot(agent):
+                with trio.fail_after(deadline):
+                    for _ in range(tries):
+                        response = await self._aio(
+                            _pysnmp.send,
+                            self._engine,
+                            generator,
+                            name,
+                            target.context,
+                            pdu_args,
+                            oids,
+                        )
+                        if not _pysnmp.timed_out(response):
+                            break
+            indication, status, index, varbinds = response
         except trio.TooSlowError:
             raise Timeout(f"no answer within {per_try * tries:g} s", agent=agent) from None
         except SnmpClientError:
@@ -218,6 +246,23 @@ class SnmpClient:
             return tuple(varbind_from_pysnmp(name, value) for name, value in varbinds)
         except ConversionError as exc:
             raise TransportError(str(exc), agent=agent) from None
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, agent: str) -> AsyncIterator[None]:
+        """An in-flight slot for one request, waited for at most ``slot_timeout`` seconds."""
+        try:
+            with trio.fail_after(self._slot_timeout):
+                await self._in_flight.acquire()
+        except trio.TooSlowError:
+            raise Overloaded(
+                f"no in-flight slot free within {self._slot_timeout:g} s "
+                f"(all {self._max_in_flight} taken); the agent was not asked",
+                agent=agent,
+            ) from None
+        try:
+            yield
+        finally:
+            self._in_flight.release()
 
     async def get(
         self,

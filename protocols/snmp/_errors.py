@@ -49,6 +49,10 @@ class Timeout(SnmpClientError):
     """No answer after every retry, or the call's deadline passed."""
 
 
+class Overloaded(SnmpClientError):
+    """The request found no free in-flight slot in time, so the agent was never asked."""
+
+
 class AuthenticationFailed(SnmpClientError):
     """The agent (or the answer) failed SNMPv3 authentication or decryption."""
 

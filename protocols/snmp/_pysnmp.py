@@ -6,6 +6,9 @@ tables (the LCD), and they resolve every request OID against a MIB view, which o
 builds pysmi's MIB compiler when pysmi is installed (most of a second). Here registration is
 a separate step whose result the client caches, and requests go straight to pysnmp's command
 generators with plain ``(arcs, None)`` varbinds.
+
+pysnmp never retransmits on its own here: agents are registered with no retries, and the
+client sends each try itself, so nothing goes out for a request once the client gives up.
 """
 
 from __future__ import annotations
@@ -14,11 +17,17 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from pysnmp.carrier.asyncio.dgram import (  # type: ignore[import-untyped, unused-ignore]
+    udp,
+    udp6,
+)
+from pysnmp.carrier.error import CarrierError  # type: ignore[import-untyped, unused-ignore]
 from pysnmp.entity.rfc3413 import cmdgen  # type: ignore[import-untyped, unused-ignore]
 from pysnmp.hlapi.v3arch import asyncio as _hl  # type: ignore[import-untyped, unused-ignore]
 from pysnmp.hlapi.v3arch.asyncio.lcd import (  # type: ignore[import-untyped, unused-ignore]
     CommandGeneratorLcdConfigurator,
 )
+from pysnmp.proto import errind  # type: ignore[import-untyped, unused-ignore]
 
 from ._auth import AuthProtocol, CommunityAuth, PrivProtocol, UsmAuth
 from ._oid import Oid
@@ -32,6 +41,8 @@ BULK: Any = cmdgen.BulkCommandGenerator
 Response = tuple[Any, Any, Any, Sequence[Any]]
 
 _LCD = CommandGeneratorLcdConfigurator()
+#: The transport domains hlapi's UDP targets register the engine's sockets under.
+_DOMAINS = (udp.DOMAIN_NAME, udp6.DOMAIN_NAME)
 
 _AUTH_PROTOCOLS = {
     AuthProtocol.MD5: _hl.USM_AUTH_HMAC96_MD5,
@@ -63,6 +74,12 @@ def pysnmp_auth(auth: CommunityAuth | UsmAuth) -> Any:
     )
 
 
+async def transport(host: str, port: int, timeout: float) -> Any:
+    """hlapi's UDP target for an agent (its address resolved), with one try of ``timeout``
+    seconds and no retries; runs on the asyncio loop."""
+    return await _hl.UdpTransportTarget.create((host, port), timeout=timeout, retries=0)
+
+
 async def register(engine: Any, auth: CommunityAuth | UsmAuth, transport: Any) -> str:
     """Add ``auth`` and the agent of ``transport`` to the engine's tables (again if a v3 user's
     keys changed; otherwise nothing is written); the target name to send requests to.
@@ -82,8 +99,8 @@ async def send(
     pdu_args: Sequence[Any],
     oids: Sequence[Oid],
 ) -> Response:
-    """Send one request PDU to a registered target and wait for pysnmp's answer (which comes
-    after its own retries); runs on the asyncio loop."""
+    """Send one request PDU to a registered target, once, and wait for pysnmp's answer (or its
+    timeout indication); runs on the asyncio loop."""
     answer: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
 
     def done(
@@ -95,3 +112,21 @@ async def send(
     varbinds = [(oid.arcs, None) for oid in oids]
     generator().send_varbinds(engine, target_name, None, context, *pdu_args, varbinds, done)
     return await answer
+
+
+def timed_out(response: Response) -> bool:
+    """Whether pysnmp gave up waiting for an answer to the request."""
+    return isinstance(response[0], errind.RequestTimedOut)
+
+
+def stop_receiving(engine: Any) -> None:
+    """Close the engine's sockets, so that no more datagrams are read; the transports stay
+    registered, so a datagram already read is still handled as usual."""
+    dispatcher = engine.transport_dispatcher
+    if dispatcher is None:
+        return
+    for domain in _DOMAINS:
+        try:
+            dispatcher.get_transport(domain).close_transport()
+        except CarrierError:  # no socket of that kind
+            continue

@@ -1,9 +1,12 @@
-"""A real SNMP agent for the tests: net-snmp's snmpd on a free loopback port, plus its tools."""
+"""Real peers for the tests: net-snmp's snmpd on a free loopback port, its tools, and a silent
+UDP peer that counts the datagrams it receives."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
+import socket
 import subprocess
 import time
 
@@ -63,3 +66,46 @@ async def net_snmp(tool: str, port: int, *args: str) -> list[str]:
         command, capture_stdout=True, capture_stderr=True, env={**os.environ, "MIBS": ""}
     )
     return done.stdout.decode().splitlines()
+
+
+class SilentPeer:
+    """A UDP peer on loopback that never answers on its own and counts what it receives.
+
+    Loopback delivers a datagram into the receive buffer during the sender's ``sendto``, so
+    :meth:`drain` counts every datagram sent to it before the call.
+    """
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((HOST, 0))
+        self.sock.setblocking(False)
+        self.port: int = self.sock.getsockname()[1]
+
+    def __enter__(self) -> SilentPeer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.sock.close()
+
+    async def receive(self) -> tuple[bytes, tuple[str, int]]:
+        """The next datagram and its sender."""
+        while True:
+            try:
+                data, sender = self.sock.recvfrom(65535)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(self.sock)
+            else:
+                return data, sender
+
+    def drain(self) -> int:
+        """How many datagrams are waiting (they are discarded)."""
+        count = 0
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                self.sock.recvfrom(65535)
+                count += 1
+        return count
+
+    def send(self, data: bytes, address: tuple[str, int]) -> None:
+        """Send one datagram (at once: loopback never blocks a small one)."""
+        self.sock.sendto(data, address)
