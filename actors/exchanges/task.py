@@ -19,7 +19,9 @@ message itself, with RackHD's field names. What RackHD never defined:
   and immediate: nothing bound to the node (``NoResponder``) or a ``None`` reply.
 * ``requestPollerCache``: ``PollerCacheRequest {pollerId, latestOnly}`` → a list
   of ``PollerCacheEntry {pollerId, timestamp, result}``, oldest first; empty
-  when nothing is cached (RackHD replied NotFoundError).
+  when nothing is cached (RackHD replied NotFoundError). RackHD's request,
+  ``{value: <pollerId>, options: {latestOnly?}}`` sent untyped (or as a
+  ``Result``), is taken too (``poller_cache_request``); any other shape is a 400.
 * Pollers (``<graphid>`` is the poller service graph's instance id):
   ``IpmiCommand {pollerId, nodeId, command, obmRef, options}`` →
   ``IpmiCommandResult {pollerId, nodeId, command, result, timestamp, error?}``;
@@ -45,7 +47,7 @@ from typing import Any, Literal
 
 import attrs
 
-from runtime import NoResponder, Result, message
+from runtime import Codec, NoResponder, Result, message
 
 from ..convention import ID_FIELD, Client, ExchangeDef, KeyDef, Kind, check_id, valid_id
 
@@ -114,6 +116,57 @@ class PollerCacheRequest:
 
     pollerId: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
     latestOnly: bool = False
+
+
+@message("PollerCacheOptions")
+@attrs.frozen
+class PollerCacheOptions:
+    """The ``options`` of RackHD's ``requestPollerCache``."""
+
+    latestOnly: bool = False
+
+
+@message("RackhdPollerCacheRequest")
+@attrs.frozen
+class RackhdPollerCacheRequest:
+    """RackHD's ``requestPollerCache``: ``{value: <pollerId>, options: {latestOnly?}}``."""
+
+    value: str = attrs.field(validator=valid_id, metadata=ID_FIELD)
+    options: PollerCacheOptions | None = None
+
+
+class BadPollerCacheRequest(ValueError):
+    """A ``requestPollerCache`` payload of neither accepted shape."""
+
+    status = 400
+
+
+POLLER_CACHE_SHAPES = (
+    "requestPollerCache takes PollerCacheRequest {pollerId, latestOnly?} "
+    "or RackHD's {value: <pollerId>, options?: {latestOnly?}}"
+)
+
+
+def poller_cache_request(payload: object, codec: Codec) -> PollerCacheRequest:
+    """``payload`` as a ``PollerCacheRequest``, whether ours or RackHD's shape.
+
+    ``BadPollerCacheRequest`` (a 400) says which shapes are taken and what is wrong.
+    A ``Result`` envelope holds only ``value``: its ``options`` do not reach here.
+    """
+    if isinstance(payload, PollerCacheRequest):
+        return payload
+    if isinstance(payload, Result):
+        payload = {"value": payload.value}
+    if not isinstance(payload, dict):
+        raise BadPollerCacheRequest(f"{POLLER_CACHE_SHAPES}, not {type(payload).__name__}")
+    try:
+        if "pollerId" in payload or "value" not in payload:
+            return codec.convert(payload, PollerCacheRequest)
+        rackhd = codec.convert(payload, RackhdPollerCacheRequest)
+    except ValueError as exc:
+        raise BadPollerCacheRequest(f"{POLLER_CACHE_SHAPES}: {exc}") from None
+    latest = rackhd.options.latestOnly if rackhd.options is not None else False
+    return PollerCacheRequest(rackhd.value, latest)
 
 
 @message("PollerCacheEntry")
@@ -266,7 +319,7 @@ REQUEST_POLLER_CACHE = KeyDef(
     PollerCacheRequest,
     stub="request_poller_cache",
     seed="methods.requestPollerCache",
-    doc="a poller's cached results: a list of PollerCacheEntry",
+    doc="a poller's cached results: a list of PollerCacheEntry (RackHD's {value, options} too)",
 )
 IPMI_COMMAND = KeyDef(
     NAME,

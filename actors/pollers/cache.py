@@ -4,7 +4,8 @@ It listens to the result stream on ``on.task`` (so it caches pollers of every
 process on the bus) and keeps the last ``size`` results per poller (RackHD: 10),
 for at most ``max_pollers`` pollers (the least recently updated go first). A
 failed poll is cached as ``{"error": ...}``; a deleted poller's results are
-dropped (``ForgetPoller``). Like RackHD's, the cache lives in memory and starts
+dropped (``ForgetPoller``). It answers our request and RackHD's
+``{value, options}`` alike. Like RackHD's, the cache lives in memory and starts
 empty after a restart.
 """
 
@@ -62,7 +63,9 @@ class PollerCache(Actor):
         self.entries.pop(request.pollerId, None)
 
     @handler(conv.NAME, conv.REQUEST_POLLER_CACHE.template)
-    async def request(self, request: conv.PollerCacheRequest) -> list[conv.PollerCacheEntry]:
+    async def request(self, payload: object) -> list[conv.PollerCacheEntry]:
+        """Ours or RackHD's request shape (``poller_cache_request``); other shapes are a 400."""
+        request = conv.poller_cache_request(payload, self.ctx.runtime.codec)
         cached = self.entries.get(request.pollerId)
         if not cached:
             return []

@@ -9,12 +9,16 @@ reachability changes (``node.(in)accessible...``). The next round is a timer
 ``schedule``). An idle poller holds no task between rounds.
 
 A failing poll never crashes the actor: its error, scrubbed of every secret,
-is the result's ``error``.
+is the result's ``error``. Alerts that cannot be published (the bus is away) wait
+in a bounded buffer (``PollerTools.max_pending_alerts``) and go out in order on a
+later round; when it is full the oldest are dropped, counted and logged. A SEL
+poller's first read only sets its baseline: entries already logged are not news.
 """
 
 from __future__ import annotations
 
 import datetime
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -75,6 +79,8 @@ class PollerTools:
     timeout: float = 10.0
     clock: Callable[[], float] = attrs.field(factory=lambda: _wall_clock)
     """Wall-clock time for result timestamps (poll timing uses Trio's clock)."""
+    max_pending_alerts: int = attrs.field(default=1000, validator=attrs.validators.ge(1))
+    """Alerts each poller keeps while it cannot publish them; past that, the oldest go."""
 
 
 def _wall_clock() -> float:
@@ -100,11 +106,16 @@ class PollerActor(Actor):
         self.sensors = SensorWatch()
         self.power = PowerWatch()
         self.last_sel_id: int | None = None
+        self.sel_started = False  # the first SEL read only sets the baseline
         self.generation = 0
         self.timer: Timer | None = None
         self.rounds = 0
         self.due = 0.0  # when the next round is due (Trio's clock)
         self.publish_failing = False
+        self.pending_alerts: deque[PollerAlert] = deque()
+        """Alerts not published yet (the bus was away), oldest first."""
+        self.alerts_dropped = 0  # alerts dropped from a full ``pending_alerts``, in all
+        self.dropping = 0  # dropped since the buffer last emptied
 
     async def on_start(self) -> None:
         if not self.definition.paused:
@@ -198,19 +209,48 @@ class PollerActor(Actor):
                     tools.graph_id, SnmpCommandResult(d.id, d.nodeId, result, stamp, error)
                 )
             )
-        if not await published:
-            alerts = []  # the bus is away: do not try each alert in turn
+        # Alerts wait while the bus is away; older ones go out first (and before new ones
+        # take their place in a full buffer).
+        can_send = await published and await self._flush_alerts(tasks)
         for alert in alerts:
-            await self._publishing(tasks.poller_alert(
-                tools.graph_id,
-                PollerAlert(d.id, d.nodeId, alert.kind, alert.severity, alert.message, stamp,
-                            to_json(alert.data)),
-            ))  # fmt: skip
+            self._keep_alert(PollerAlert(d.id, d.nodeId, alert.kind, alert.severity,
+                                         alert.message, stamp, to_json(alert.data)))  # fmt: skip
+        if can_send:
+            await self._flush_alerts(tasks)
         if change is not Change.NONE:
             reason = error or f"{d.command} poll answered"
             if not await self._publishing(self._announce(change, reason, stamp)):
                 # Announce the change on a later round instead of never.
                 self.schedule.accessible = change is not Change.BECAME_ACCESSIBLE
+
+    def _keep_alert(self, alert: PollerAlert) -> None:
+        """Queue an alert to publish; a full queue drops its oldest (counted, logged)."""
+        if len(self.pending_alerts) >= self.tools.max_pending_alerts:
+            self.pending_alerts.popleft()
+            if not self.dropping:
+                self.ctx.log.warning(
+                    "poller %s cannot publish its alerts: keeping the last %d, dropping older",
+                    self.definition.id, self.tools.max_pending_alerts,
+                )  # fmt: skip
+            self.dropping += 1
+            self.alerts_dropped += 1
+        self.pending_alerts.append(alert)
+
+    async def _flush_alerts(self, tasks: TaskClient) -> bool:
+        """Publish the queued alerts, oldest first, until one fails (it stays queued);
+        whether all went out."""
+        while self.pending_alerts:
+            alert = self.pending_alerts[0]
+            if not await self._publishing(tasks.poller_alert(self.tools.graph_id, alert)):
+                return False
+            self.pending_alerts.popleft()
+        if self.dropping:
+            self.ctx.log.warning(
+                "poller %s dropped %d alerts it could not publish (buffer of %d)",
+                self.definition.id, self.dropping, self.tools.max_pending_alerts,
+            )  # fmt: skip
+            self.dropping = 0
+        return True
 
     async def _publishing(self, publish: Awaitable[None]) -> bool:
         """Await one publish; a failure is logged once per outage, never raised."""
@@ -260,6 +300,13 @@ class PollerActor(Actor):
     async def _run_sel(
         self, client: ipmi.IpmiClient, bmc: ipmi.BmcTarget
     ) -> tuple[Any, list[Alert]]:
+        """New SEL entries and their alerts; the first read only sets the baseline.
+
+        The log found at the first read is old news (RackHD read the entries after
+        ``lastPreviouslyReadSelEntry``): it is neither published nor alerted on. Every
+        entry logged afterwards is, including after an empty first read or a clear.
+        """
+        baseline = not self.sel_started
         if self.last_sel_id is None:
             new, reset = await client.get_sel(bmc), False
             self.last_sel_id = new[-1].record_id if new else None
@@ -267,9 +314,12 @@ class PollerActor(Actor):
             since = await client.get_sel_since(bmc, self.last_sel_id)
             new, reset = since.entries, since.reset
             self.last_sel_id = since.last_record_id  # None after a clear: read it all next
+        self.sel_started = True
+        if baseline:
+            return {"entries": [], "reset": False, "baseline": True}, []
         fields = [_sel_fields(entry) for entry in new]
         alerts = match_rules("sel", self.rules, fields)
-        return {"entries": to_json(new), "reset": reset}, alerts
+        return {"entries": to_json(new), "reset": reset, "baseline": False}, alerts
 
     async def _run_snmp(self) -> tuple[Any, list[Alert]]:
         client = self.tools.snmp

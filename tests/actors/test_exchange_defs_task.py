@@ -34,6 +34,10 @@ STRATEGIES: dict[type, st.SearchStrategy[Any]] = {
     t.ActiveTask: st.builds(t.ActiveTask, ids, ids, ids, objects, objects),
     t.PollerCacheRequest: st.builds(t.PollerCacheRequest, ids, st.booleans()),
     t.PollerCacheEntry: st.builds(t.PollerCacheEntry, ids, timestamps, json_values()),
+    t.PollerCacheOptions: st.builds(t.PollerCacheOptions, st.booleans()),
+    t.RackhdPollerCacheRequest: st.builds(
+        t.RackhdPollerCacheRequest, ids, st.none() | st.builds(t.PollerCacheOptions, st.booleans())
+    ),
     t.IpmiCommand: st.builds(
         t.IpmiCommand, ids, ids, st.sampled_from(["power", "sel", "sdr", "chassis"]), ids, objects
     ),
@@ -91,6 +95,8 @@ WIRE: list[tuple[object, set[str]]] = [
     (t.ActiveTask("t1", "g1", "n1"), {"taskId", "graphId", "nodeId", "options", "context"}),
     (t.PollerCacheRequest("p1", True), {"pollerId", "latestOnly"}),
     (t.PollerCacheEntry("p1", T1, {"a": 1}), {"pollerId", "timestamp", "result"}),
+    (t.PollerCacheOptions(True), {"latestOnly"}),
+    (t.RackhdPollerCacheRequest("p1", t.PollerCacheOptions(True)), {"value", "options"}),
     (
         t.IpmiCommand("p1", "n1", "sdr", "obm-n1"),
         {"pollerId", "nodeId", "command", "obmRef", "options"},
@@ -135,7 +141,8 @@ def test_every_payload_class_is_covered() -> None:
         for value in vars(module).values()
         if isinstance(value, type) and value.__module__ == module.__name__
     }
-    assert defined - {t.TaskClient, g.TaskGraphRunnerClient} == set(STRATEGIES)
+    not_payloads = {t.TaskClient, g.TaskGraphRunnerClient, t.BadPollerCacheRequest}
+    assert defined - not_payloads == set(STRATEGIES)
     assert {type(example) for example, _ in WIRE} == set(STRATEGIES)
 
 

@@ -13,6 +13,7 @@ from actors.exchanges import task as conv
 from actors.exchanges.task import TaskClient
 from actors.pollers import service as poller_service
 from actors.pollers.alerts import SensorWatch
+from actors.pollers.cache import PollerCache
 from actors.pollers.credentials import CredentialStore
 from actors.pollers.definitions import PollerDefinition, PollerDefinitionError
 from actors.pollers.poller import PollerActor, PollerTools, Resume
@@ -130,7 +131,7 @@ async def test_a_deleted_pollers_cached_results_are_dropped(autojump_clock: obje
     would otherwise stay in the cache for as long as the process runs)."""
     tools = PollerTools(CredentialStore({"bmc": CREDENTIALS}), "g1", PoweredOn())  # type: ignore[arg-type]
     async with Runtime() as rt:
-        await rt.spawn(poller_service.PollerCache, key=poller_service.CACHE_KEY)
+        await rt.spawn(PollerCache, key=poller_service.CACHE_KEY)
         await rt.spawn(PollerService, MemoryConfigStore(), tools, key=poller_service.SERVICE_KEY)
         pollers = PollerClient(rt)
         await pollers.create(definition(id="gone"))
@@ -257,6 +258,6 @@ async def test_after_the_sel_is_cleared_reset_is_reported_once(tmp_path: pathlib
     finally:
         stop(process)
     first, cleared, after = (d.payload.result for d in inbox.deliveries)
-    assert len(first["entries"]) == 3 and not first["reset"]
-    assert cleared == {"entries": [], "reset": True}
-    assert after == {"entries": [], "reset": False}
+    assert first == {"entries": [], "reset": False, "baseline": True}  # 3 old entries
+    assert cleared == {"entries": [], "reset": True, "baseline": False}
+    assert after == {"entries": [], "reset": False, "baseline": False}
