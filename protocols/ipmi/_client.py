@@ -8,6 +8,7 @@ thread keeps its limiter token until pyghmi gives up, so the thread bound stays 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import trio
 from . import _pyghmi
 from ._credentials import BmcTarget
 from ._decode import (
+    Formula,
     decode_boot_device,
     decode_chassis_status,
     decode_device_id,
@@ -28,8 +30,9 @@ from ._decode import (
     decode_sensor_reading,
     decode_thresholds,
     normalize_boot_device,
+    undecodable_sensor,
 )
-from ._errors import IpmiError, Timeout, classify
+from ._errors import IpmiError, MalformedResponse, Timeout, classify
 from ._records import (
     BootDevice,
     ChassisStatus,
@@ -319,15 +322,21 @@ class IpmiClient:
     async def get_sensors(
         self, bmc: BmcTarget, *, timeout: float | None = None
     ) -> tuple[SensorReading, ...]:
-        """Every SDR sensor with its reading, states, status and thresholds."""
+        """Every SDR sensor with its reading, states, status and thresholds. A sensor that
+        cannot be decoded is ``NOT_AVAILABLE`` with its ``error``; the others are unaffected."""
         rows = await self._call(bmc, _pyghmi.read_sensors, timeout)
-        return tuple(
-            decode_sensor_reading(
-                reading,
-                number=number,
-                thresholds=None
-                if formula is None or raw is None
-                else decode_thresholds(raw, formula),
-            )
-            for number, reading, formula, raw in rows
-        )
+        return tuple(_sensor(*row) for row in rows)
+
+
+def _sensor(
+    number: int, reading: dict[str, Any], formula: Formula | None, raw: bytes | None
+) -> SensorReading:
+    """One row of ``read_sensors`` as a record; thresholds that do not decode are left out."""
+    thresholds = None
+    if formula is not None and raw is not None:
+        with contextlib.suppress(MalformedResponse, ValueError, ArithmeticError):
+            thresholds = decode_thresholds(raw, formula)
+    try:
+        return decode_sensor_reading(reading, number=number, thresholds=thresholds)
+    except (MalformedResponse, ValueError, TypeError, ArithmeticError) as exc:
+        return undecodable_sensor(number, reading, str(exc))

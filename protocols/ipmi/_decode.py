@@ -250,13 +250,32 @@ def sensor_status(health: int, available: bool) -> SensorStatus:
     return SensorStatus.OK
 
 
+def undecodable_sensor(number: int, reading: Mapping[str, Any], reason: str) -> SensorReading:
+    """A sensor whose reading or record could not be decoded: ``NOT_AVAILABLE``, with why, so
+    one odd sensor does not cost a read of all the others."""
+    name = reading.get("name")
+    return SensorReading(
+        name=name if isinstance(name, str) and name else f"sensor {number}",
+        number=number,
+        sensor_type="unknown",
+        value=None,
+        units="",
+        status=SensorStatus.NOT_AVAILABLE,
+        error=reason,
+    )
+
+
 def decode_sensor_reading(
     reading: Mapping[str, Any], *, number: int, thresholds: Thresholds | None = None
 ) -> SensorReading:
-    """pyghmi's decoded sensor reading (the attributes of ``sdr.SensorReading``) as a record."""
+    """pyghmi's decoded sensor reading (the attributes of ``sdr.SensorReading``) as a record;
+    raises ``MalformedResponse`` when it cannot be."""
     name = reading.get("name")
     if not isinstance(name, str):
         raise MalformedResponse(f"sensor {number} has no name")
+    error = reading.get("decode_error")
+    if error is not None:
+        raise MalformedResponse(f"sensor {number} ({name}): {error}")
     available = not reading.get("unavailable")
     value = reading.get("value")
     imprecision = reading.get("imprecision")

@@ -244,7 +244,11 @@ def read_sensors(
             if exc.code == NOT_PRESENT:
                 continue
             raise
-        reading = dict(vars(entry.decode_sensor_reading(cmd, bytearray(data))))
+        try:
+            reading = dict(vars(entry.decode_sensor_reading(cmd, bytearray(data))))
+        except Exception as exc:  # pyghmi could not make sense of this one sensor
+            name = getattr(entry, "name", None)
+            reading = {"name": name, "decode_error": f"{type(exc).__name__}: {exc}"}
         formula = _formula(entry)
         thresholds = None
         if formula is not None and getattr(entry, "has_thresholds", False):

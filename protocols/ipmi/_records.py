@@ -148,6 +148,8 @@ class SensorReading:
     state_ids: tuple[int, ...] = ()
     imprecision: float | None = None
     thresholds: Thresholds | None = None
+    error: str | None = None
+    """Why the sensor could not be decoded (then it is ``NOT_AVAILABLE``); ``None`` normally."""
 
     @property
     def available(self) -> bool:
