@@ -25,7 +25,7 @@ from .bus import DEFAULT_CALL_TIMEOUT, check_timeout
 from .codec import Codec
 from .delivery import PendingCall
 from .envelopes import ErrorEvent, IpAddress, LogEvent, MacAddress, Result
-from .errors import BusUnavailable, CallTimeout, ConnectionLost, DecodeError, NoResponder
+from .errors import BusUnavailable, CallTimeout, ConnectionLost, NoResponder
 from .message import wire_type_name
 from .topic import check_key
 
@@ -214,9 +214,7 @@ class Calls:
             return
         try:
             value = self._decode_reply(props, message.body)
-        except DecodeError as exc:
-            pending.settle(error=exc)
-        except Exception as exc:
+        except Exception as exc:  # a DecodeError, or a reply that names an unknown type
             pending.settle(error=exc)
         else:
             pending.settle(value)

@@ -102,7 +102,9 @@ class AmqpTransport:
                     await self._writer_idle.park()
             if self._ack_upto:
                 out.append(
-                    amqp_frame.marshal(Basic.Ack(delivery_tag=self._ack_upto, multiple=True), 1)
+                    amqp_frame.marshal(
+                        Basic.Ack(delivery_tag=self._ack_upto, multiple=True), CHANNEL
+                    )
                 )
                 self._ack_upto = 0
                 self._acks_waiting = 0

@@ -77,8 +77,10 @@ class SnmpClient:
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         slot_timeout: float = DEFAULT_SLOT_TIMEOUT,
     ) -> None:
-        if timeout <= 0 or slot_timeout <= 0 or retries < 0 or max_repetitions < 1 or max_rows < 1:
-            raise ValueError("timeout and slot_timeout must be positive; retries >= 0; max_* >= 1")
+        if timeout <= 0 or slot_timeout <= 0 or retries < 0:
+            raise ValueError("timeout and slot_timeout must be positive; retries >= 0")
+        if max_repetitions < 1 or max_rows < 1 or max_in_flight < 1:
+            raise ValueError("max_repetitions, max_rows and max_in_flight must be >= 1")
         self._timeout = timeout
         self._slot_timeout = slot_timeout
         self._retries = retries

@@ -101,3 +101,18 @@ async def test_a_request_that_finds_no_free_slot_in_time_fails_as_overloaded(
         f"{HOST}:{silent.port}: no in-flight slot free within 2 s (all 1 taken);"
         " the agent was not asked"
     )
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"max_in_flight": 0},
+        {"max_rows": 0},
+        {"timeout": 0.0},
+        {"slot_timeout": -1.0},
+        {"retries": -1},
+    ],
+)
+def test_settings_that_cannot_work_are_refused(settings: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        SnmpClient(**settings)  # type: ignore[arg-type]
