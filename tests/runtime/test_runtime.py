@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import AsyncIterator
 
 import attrs
 import pytest
@@ -109,8 +111,12 @@ async def test_calls_in_flight_fail_clearly_when_the_runtime_stops(autojump_cloc
 
 SCRIPT = textwrap.dedent(
     """
+    import signal
     import trio
     from runtime import Actor, Runtime, handler
+
+    # as at a terminal: a test run started in the background hands its children SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     class Spin(Actor):
         @handler("on.test", "spin.{key}")
@@ -140,12 +146,26 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": root}
 
 
+@contextlib.asynccontextmanager
+async def reaped(proc: trio.Process, timeout: float) -> AsyncIterator[None]:
+    """Fail after ``timeout``; a test that fails kills its child and waits for it, so that
+    nothing is left running."""
+    try:
+        with trio.fail_after(timeout):
+            yield
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            with trio.CancelScope(shield=True), trio.move_on_after(10):
+                await proc.wait()
+
+
 async def test_ctrl_c_tears_down_a_busy_runtime() -> None:
     proc = await trio.lowlevel.open_process(
         [sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, env=_env()
     )
     assert proc.stdout is not None
-    with trio.fail_after(30):
+    async with reaped(proc, 30):
         buffer = b""
         while b"ready" not in buffer:
             chunk = await proc.stdout.receive_some()
@@ -166,7 +186,7 @@ async def test_rackbus_serve_stops_on_signal_and_exits_zero(signum: int, tmp_pat
         env=_env(),
     )
     assert proc.stderr is not None
-    with trio.fail_after(30):
+    async with reaped(proc, 30):
         log = b""
         while b"ready" not in log:
             chunk = await proc.stderr.receive_some()
