@@ -284,13 +284,18 @@ class ActorCell:
         if final:
             self.state = State.STOPPING
             await self._unbind()
-        with trio.move_on_at(self.runtime.stop_deadline(self.shutdown)) as grace:
+        deadline = self.runtime.stop_deadline(self.shutdown)
+        allowed = deadline - trio.current_time()
+        with trio.move_on_at(deadline) as grace:
             grace.shield = True
             await self._wait_task_done(drain=final and was_running)
             if was_running and self.actor is not None:
                 await self._call_on_stop()
         if grace.cancelled_caught:
-            log.warning("actor %s did not stop within %g s; cancelled", self.id, self.shutdown)
+            if allowed > 0:
+                log.warning("actor %s did not stop within %.3g s; cancelled", self.id, allowed)
+            else:  # an error, a cancellation or Ctrl-C: the runtime leaves at once, by design
+                log.debug("actor %s cancelled: the runtime is leaving at once", self.id)
             await self._cancel_task()
         if final:
             await self._close_mailbox()
@@ -415,10 +420,12 @@ class ActorCell:
         self.generation += 1
         await self._unbind()
         if self.actor is not None:
-            with trio.move_on_at(self.runtime.stop_deadline(self.shutdown)) as grace:
+            deadline = self.runtime.stop_deadline(self.shutdown)
+            allowed = deadline - trio.current_time()
+            with trio.move_on_at(deadline) as grace:
                 await self._call_on_stop()
-            if grace.cancelled_caught:
-                log.warning("actor %s: on_stop did not end within %g s", self.id, self.shutdown)
+            if grace.cancelled_caught and allowed > 0:
+                log.warning("actor %s: on_stop did not end within %.3g s", self.id, allowed)
         await self._close_mailbox()
         self.state = State.STOPPED
         self._report(None)

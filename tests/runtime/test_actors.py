@@ -334,3 +334,28 @@ async def test_control_and_ordinary_handlers_share_an_address_without_refusals(
         assert ref._cell.actor.log == ["work 1", "stop", "work 2"]  # type: ignore[attr-defined]
         assert ref._cell.rejected == 0
     assert "refused" not in caplog.text
+
+
+class Lingering(Actor):
+    """Takes its time to stop: ``on_stop`` sleeps for a minute."""
+
+    async def on_stop(self) -> None:
+        await trio.sleep(60)
+
+
+async def test_a_slow_stop_is_reported_with_the_grace_it_had(
+    autojump_clock: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with Runtime(shutdown_timeout=30) as rt:
+        await rt.spawn(Lingering, key="slow", shutdown=2.0)
+    assert "actor slow did not stop within 2 s; cancelled" in caplog.text
+
+
+async def test_leaving_on_an_error_cancels_actors_without_a_warning(
+    autojump_clock: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(KeyError):
+        async with Runtime() as rt:
+            await rt.spawn(Lingering, key="slow", shutdown=5.0)
+            raise KeyError("the service failed")
+    assert "did not stop" not in caplog.text  # cancelled at once by design, not late
