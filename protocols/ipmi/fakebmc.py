@@ -4,7 +4,8 @@
 device and device id on a given address and port; SEL and sensors answer "invalid command".
 pyghmi's client and server share process-wide state, so run the BMCs in their own process:
 ``python -m protocols.ipmi.fakebmc --port 9623 --count 1000`` (ports 9623-10622), or
-:func:`open_fake_bmcs` from Trio, which starts that process and stops it on exit.
+:func:`open_fake_bmcs` from Trio, which starts that process and stops it on exit (and, should
+the parent die first, the process stops when its stdin closes).
 """
 
 from __future__ import annotations
@@ -186,12 +187,11 @@ async def open_fake_bmcs(
 ) -> AsyncIterator[FakeBmcProcess]:
     """Run ``count`` fake BMCs (ports ``first_port``...) in a child process for the block."""
     args = [sys.executable, "-m", "protocols.ipmi.fakebmc", "--address", address]
-    args += ["--port", str(first_port), "--count", str(count)]
+    args += ["--port", str(first_port), "--count", str(count), "--stop-on-eof"]
     for user, password in users.items():
         args += ["--user", f"{user}:{password}"]
-    process = await trio.lowlevel.open_process(
-        args, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
-    )
+    # the child's stdin is a pipe from us: if we die without stopping it, it sees EOF and stops
+    process = await trio.lowlevel.open_process(args, stdout=subprocess.PIPE, stdin=subprocess.PIPE)
     handle = FakeBmcProcess(process, address, tuple(range(first_port, first_port + count)))
     try:
         with trio.fail_after(startup_timeout):
@@ -200,8 +200,9 @@ async def open_fake_bmcs(
     finally:
         with trio.CancelScope(shield=True):
             await handle.stop()
-            if process.stdout is not None:
-                await process.stdout.aclose()
+            for stream in (process.stdin, process.stdout):
+                if stream is not None:
+                    await stream.aclose()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -213,12 +214,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--user", action="append", default=[], help="USER:PASSWORD (default admin:password)"
     )
+    parser.add_argument(
+        "--stop-on-eof",
+        action="store_true",
+        help="stop when stdin closes (for a parent that may die without stopping us)",
+    )
     args = parser.parse_args(argv)
     users = dict(u.split(":", 1) for u in args.user) if args.user else dict(DEFAULT_USERS)
     start_fake_bmcs(args.port, args.count, address=args.address, users=users)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    if args.stop_on_eof:
+
+        def stop_at_eof() -> None:
+            while sys.stdin.buffer.read(4096):
+                pass
+            stop.set()
+
+        threading.Thread(target=stop_at_eof, name="fakebmc stdin", daemon=True).start()
     print(f"{_READY} {args.address} {args.port} {args.count}", flush=True)
     serve(stop)
     return 0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import trio
 
@@ -168,3 +171,25 @@ async def test_own_thread_limiter_bounds_the_workers() -> None:
             for i in range(3):
                 nursery.start_soon(ipmi.get_power, target(first + i))
         assert limiter.borrowed_tokens == 0 and ipmi.statistics().logins == 3
+
+
+async def test_the_process_stops_when_its_parent_goes_away() -> None:
+    """A parent killed without stopping the BMCs closes their stdin: they stop, ports freed."""
+    port = free_udp_port()
+    args = [sys.executable, "-m", "protocols.ipmi.fakebmc", "--port", str(port), "--stop-on-eof"]
+    process = await trio.lowlevel.open_process(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        with trio.fail_after(30):
+            ready = b""
+            while b"fakebmc ready" not in ready:
+                chunk = await process.stdout.receive_some()
+                assert chunk, "the fake BMC process died before it was ready"
+                ready += chunk
+            await process.stdin.aclose()  # as when the parent dies
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            with trio.CancelScope(shield=True):
+                await process.wait()
