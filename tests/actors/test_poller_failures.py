@@ -19,15 +19,16 @@ from actors.pollers.definitions import PollerDefinition, PollerDefinitionError
 from actors.pollers.poller import PollerActor, PollerTools, Resume
 from actors.pollers.service import PollerClient, PollerService, start_pollers
 from actors.services.config_store import MemoryConfigStore
-from protocols.ipmi import BmcTarget, Credentials, IpmiClient, PowerState, SensorReading
+from protocols.ipmi import BmcTarget, Credentials, PowerState, SensorReading
 from protocols.ipmi import SensorStatus as Status
 from protocols.snmp import CommunityAuth
 from runtime import MemoryBus, RemoteError, Runtime
 from runtime.errors import PublishBufferFull
 from runtime.testing import Inbox
 from tests.peers import free_udp_port, stop
-from tests.protocols.ipmi import _peers as ipmi_peers
 from tests.protocols.snmp import _peers as snmp_peers
+
+from ._ipmi_sim import polling_ipmi_sim
 
 CREDENTIALS = Credentials("admin", "Zq8-secret-77")
 
@@ -240,23 +241,15 @@ async def test_an_ip_address_value_is_published_as_json(tmp_path: pathlib.Path) 
 async def test_after_the_sel_is_cleared_reset_is_reported_once(tmp_path: pathlib.Path) -> None:
     """A SEL poller reports ``reset`` on the round that finds its last entry gone (the SEL
     was cleared), and not again on the rounds after."""
-    port = free_udp_port()
-    process = ipmi_peers.start_ipmi_sim(tmp_path, port)
-    creds = Credentials(ipmi_peers.USER, ipmi_peers.PASSWORD)
-    try:
-        async with Runtime() as rt, IpmiClient(timeout=10) as client:
-            inbox = Inbox()
-            await inbox.bind(rt.bus, conv.NAME, "ipmi.command.sel.result.#")
-            tools = PollerTools(CredentialStore({"sim": creds}), "g1", client, timeout=10.0)
-            sel = definition(command="sel", credentialsRef="sim", port=port, interval=3600.0)
-            ref = await rt.spawn(PollerActor, sel, tools, key="poller:p1")
-            await inbox.wait_for(1, timeout=30)
-            await client.clear_sel(BmcTarget("127.0.0.1", creds, port=port))
-            for count in (2, 3):
-                await rt.tell(ref, Resume())  # poll now
-                await inbox.wait_for(count, timeout=30)
-    finally:
-        stop(process)
+    async with polling_ipmi_sim(tmp_path, "sel") as sim:
+        inbox = sim.results
+        sel = definition(command="sel", credentialsRef="sim", port=sim.port, interval=3600.0)
+        ref = await sim.rt.spawn(PollerActor, sel, sim.tools, key="poller:p1")
+        await inbox.wait_for(1, timeout=30)
+        await sim.client.clear_sel(BmcTarget("127.0.0.1", sim.creds, port=sim.port))
+        for count in (2, 3):
+            await sim.rt.tell(ref, Resume())  # poll now
+            await inbox.wait_for(count, timeout=30)
     first, cleared, after = (d.payload.result for d in inbox.deliveries)
     assert first == {"entries": [], "reset": False, "baseline": True}  # 3 old entries
     assert cleared == {"entries": [], "reset": True, "baseline": False}

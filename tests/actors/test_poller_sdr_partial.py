@@ -8,15 +8,11 @@ from typing import Any
 
 import pytest
 
-from actors.exchanges import task as conv
-from actors.pollers.credentials import CredentialStore
 from actors.pollers.definitions import PollerDefinition
-from actors.pollers.poller import PollerActor, PollerTools
-from protocols.ipmi import Credentials, IpmiClient, _pyghmi
-from runtime import Runtime
-from runtime.testing import Inbox
-from tests.peers import free_udp_port, stop
-from tests.protocols.ipmi import _peers as ipmi_peers
+from actors.pollers.poller import PollerActor
+from protocols.ipmi import _pyghmi
+
+from ._ipmi_sim import polling_ipmi_sim
 
 
 async def test_an_undecodable_sensor_is_skipped_and_the_others_reported(
@@ -34,22 +30,13 @@ async def test_an_undecodable_sensor_is_skipped_and_the_others_reported(
         ]
 
     monkeypatch.setattr(_pyghmi, "read_sensors", one_nameless)
-    port = free_udp_port()
-    process = ipmi_peers.start_ipmi_sim(tmp_path, port)
-    creds = Credentials(ipmi_peers.USER, ipmi_peers.PASSWORD)
-    try:
-        async with Runtime() as rt, IpmiClient(timeout=10) as client:
-            inbox = Inbox()
-            await inbox.bind(rt.bus, conv.NAME, "ipmi.command.sdr.result.#")
-            tools = PollerTools(CredentialStore({"sim": creds}), "g1", client, timeout=10.0)
-            sdr = PollerDefinition(
-                id="sdr", type="ipmi", command="sdr", nodeId="node-3", host="127.0.0.1",
-                credentialsRef="sim", port=port, interval=3600.0,
-            )  # fmt: skip
-            await rt.spawn(PollerActor, sdr, tools, key="poller:sdr")
-            (delivery,) = await inbox.wait_for(1, timeout=30)
-    finally:
-        stop(process)
+    async with polling_ipmi_sim(tmp_path, "sdr") as sim:
+        sdr = PollerDefinition(
+            id="sdr", type="ipmi", command="sdr", nodeId="node-3", host="127.0.0.1",
+            credentialsRef="sim", port=sim.port, interval=3600.0,
+        )  # fmt: skip
+        await sim.rt.spawn(PollerActor, sdr, sim.tools, key="poller:sdr")
+        (delivery,) = await sim.results.wait_for(1, timeout=30)
     result = delivery.payload
     assert result.error is None
     sensors = {sensor["number"]: sensor for sensor in result.result}

@@ -12,11 +12,12 @@ from actors.exchanges import task as conv
 from actors.pollers.credentials import CredentialStore
 from actors.pollers.definitions import PollerDefinition
 from actors.pollers.poller import PollerActor, PollerTools, Resume
-from protocols.ipmi import BmcTarget, Credentials, IpmiClient, SelEntry, SelSince
+from protocols.ipmi import BmcTarget, Credentials, SelEntry, SelSince
 from runtime import Runtime
 from runtime.testing import Inbox
-from tests.peers import free_udp_port, stop
 from tests.protocols.ipmi import _peers as ipmi_peers
+
+from ._ipmi_sim import polling_ipmi_sim
 
 CREDENTIALS = Credentials("admin", "Zq8-secret-77")
 FAILURE_RULE = {"sensorType": "Power Supply", "severity": "critical"}
@@ -117,26 +118,18 @@ async def test_a_new_sel_entry_on_ipmi_sim_alerts_and_the_old_ones_do_not(
     """Against ipmi_sim, whose SEL holds a power-supply failure at start: the first round
     reports no entry and no alert; an entry added afterwards (Add SEL Entry) is reported
     and alerts once."""
-    port = free_udp_port()
-    process = ipmi_peers.start_ipmi_sim(tmp_path, port)
-    creds = Credentials(ipmi_peers.USER, ipmi_peers.PASSWORD)
-    try:
-        async with Runtime() as rt, IpmiClient(timeout=10) as client:
-            inbox = Inbox()
-            await inbox.bind(rt.bus, conv.NAME, "ipmi.command.sel.result.#")
-            alerts = Inbox()
-            await alerts.bind(rt.bus, conv.NAME, "poller.alert.#")
-            tools = PollerTools(CredentialStore({"sim": creds}), "g1", client, timeout=10.0)
-            definition = sel_poller(credentialsRef="sim", port=port, interval=3600.0)
-            ref = await rt.spawn(PollerActor, definition, tools, key="poller:p1")
-            await inbox.wait_for(1, timeout=30)
-            record = ipmi_peers.SEL_RECORDS[1].split()  # the power supply failure
-            await ipmi_peers.ipmitool(port, "raw", "0x0a", "0x44", "0", "0", "0x02", *record)
-            await rt.tell(ref, Resume())
-            await inbox.wait_for(2, timeout=30)
-            await alerts.wait_for(1, timeout=30)
-    finally:
-        stop(process)
+    async with polling_ipmi_sim(tmp_path, "sel") as sim:
+        inbox, rt = sim.results, sim.rt
+        alerts = Inbox()
+        await alerts.bind(rt.bus, conv.NAME, "poller.alert.#")
+        definition = sel_poller(credentialsRef="sim", port=sim.port, interval=3600.0)
+        ref = await rt.spawn(PollerActor, definition, sim.tools, key="poller:p1")
+        await inbox.wait_for(1, timeout=30)
+        record = ipmi_peers.SEL_RECORDS[1].split()  # the power supply failure
+        await ipmi_peers.ipmitool(sim.port, "raw", "0x0a", "0x44", "0", "0", "0x02", *record)
+        await rt.tell(ref, Resume())
+        await inbox.wait_for(2, timeout=30)
+        await alerts.wait_for(1, timeout=30)
     first, second = (d.payload.result for d in inbox.deliveries)
     assert first == {"entries": [], "reset": False, "baseline": True}
     assert [e["sensor_type_name"] for e in second["entries"]] == ["Power Supply"]
