@@ -7,6 +7,7 @@ cache; :func:`retire` takes a session out of it so that the next login is a fres
 
 from __future__ import annotations
 
+import random
 import struct
 import threading
 from typing import Any
@@ -81,8 +82,20 @@ def install_lock_fix() -> None:
         _session.WAITING_SESSIONS = _session.KEEPALIVE_SESSIONS
 
 
+def install_private_random() -> None:
+    """Give pyghmi's sessions a random generator of their own (process-wide, idempotent).
+
+    Its IO thread draws retry jitter, keepalive times and registration ids from the module
+    ``random``, at any moment while a session lives; that moved the process-wide generator
+    under a caller's feet (a seeded simulation, a property test's data generation).
+    """
+    if getattr(_session, "random", None) is random:
+        _session.random = random.Random()
+
+
 install_wakeup_fix()
 install_lock_fix()
+install_private_random()
 
 
 def login(host: str, port: int, username: str, password: str) -> Command:

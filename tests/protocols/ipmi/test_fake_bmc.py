@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 
@@ -193,3 +194,16 @@ async def test_the_process_stops_when_its_parent_goes_away() -> None:
             process.kill()
             with trio.CancelScope(shield=True):
                 await process.wait()
+
+
+async def test_sessions_leave_the_process_random_generator_alone(ipmi: IpmiClient) -> None:
+    """pyghmi's sessions draw their jitter from a generator of their own, so logging in and
+    polling never moves ``random``'s shared state (a seeded run, a property test's draws)."""
+    port = free_udp_port()
+    state = random.getstate()
+    async with open_fake_bmcs(port):
+        bmc = target(port)
+        assert await ipmi.get_power(bmc) == PowerState(on=False)
+        await ipmi.set_power(bmc, PowerAction.ON)
+        assert await ipmi.get_power(bmc) == PowerState(on=True)
+    assert random.getstate() == state
